@@ -1,0 +1,168 @@
+//! Every environment variable the program reads: name, default and meaning.
+//!
+//! This table is the single source of `.env.example` (see [`env_example`]) and of the README's
+//! configuration table, so documentation cannot drift from the code.
+
+/// One environment variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvVar {
+    /// The variable's name.
+    pub name: &'static str,
+    /// Its default, as text; empty when unset means "not configured".
+    pub default: &'static str,
+    /// What it controls and which values it takes.
+    pub meaning: &'static str,
+    /// Whether its value is a secret that is never printed.
+    pub secret: bool,
+}
+
+const fn var(name: &'static str, default: &'static str, meaning: &'static str) -> EnvVar {
+    EnvVar {
+        name,
+        default,
+        meaning,
+        secret: false,
+    }
+}
+
+const fn secret(name: &'static str, meaning: &'static str) -> EnvVar {
+    EnvVar {
+        name,
+        default: "",
+        meaning,
+        secret: true,
+    }
+}
+
+/// Prefix of pass-through librdkafka properties: `KAFKA_PROPERTY_SOCKET_KEEPALIVE_ENABLE=true`
+/// sets `socket.keepalive.enable=true`.
+pub const KAFKA_PROPERTY_PREFIX: &str = "KAFKA_PROPERTY_";
+
+/// The variables, grouped as in `.env.example`.
+pub const VARIABLES: &[EnvVar] = &[
+    var(
+        "ENABLE_KAFKA",
+        "true",
+        "Publish and consume through Kafka (true/false). false keeps events in memory and logs.",
+    ),
+    var(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "",
+        "Comma-separated host:port list. Empty: the main command starts an in-process Kafka mock cluster.",
+    ),
+    var(
+        "KAFKA_CLIENT_ID",
+        "feedback-pipeline",
+        "client.id reported to the brokers.",
+    ),
+    var(
+        "KAFKA_OUTCOME_TOPIC",
+        "agent-outcomes",
+        "Topic of outcome events (keyed by agent_name).",
+    ),
+    var(
+        "KAFKA_METRICS_TOPIC",
+        "agent-metrics",
+        "Topic of window query results.",
+    ),
+    var(
+        "KAFKA_ALERTS_TOPIC",
+        "agent-alerts",
+        "Topic of alert records.",
+    ),
+    var(
+        "KAFKA_DLQ_TOPIC",
+        "agent-outcomes-dlq",
+        "Dead-letter topic for rejected input, with the reason.",
+    ),
+    var(
+        "KAFKA_CONSUMER_GROUP",
+        "feedback-pipeline-processor",
+        "Consumer group of the processor service.",
+    ),
+    var(
+        "KAFKA_BATCH_SIZE",
+        "100",
+        "Most events in one producer batch (librdkafka batch.num.messages), 1 to 1000000.",
+    ),
+    var(
+        "KAFKA_LINGER_MS",
+        "100",
+        "Longest wait to fill a producer batch, in ms (librdkafka linger.ms), 0 to 900000.",
+    ),
+    var(
+        "KAFKA_COMPRESSION",
+        "gzip",
+        "Producer compression: none, gzip, snappy, lz4 or zstd.",
+    ),
+    var(
+        "KAFKA_MAX_RETRIES",
+        "3",
+        "Producer retries of a failed send (librdkafka retries), 0 to 2147483647.",
+    ),
+    var(
+        "KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT",
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    ),
+    var(
+        "KAFKA_SSL_CAFILE",
+        "",
+        "CA certificate file (PEM) to verify the brokers (ssl.ca.location).",
+    ),
+    var(
+        "KAFKA_SSL_CERTFILE",
+        "",
+        "Client certificate file (PEM) for mutual TLS (ssl.certificate.location).",
+    ),
+    var(
+        "KAFKA_SSL_KEYFILE",
+        "",
+        "Client private key file (PEM) for mutual TLS (ssl.key.location).",
+    ),
+    secret(
+        "KAFKA_SSL_KEY_PASSWORD",
+        "Password of the client private key (ssl.key.password).",
+    ),
+    var(
+        "KAFKA_SASL_MECHANISM",
+        "",
+        "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER; requires a SASL_* protocol.",
+    ),
+    var("KAFKA_SASL_USERNAME", "", "SASL user name (sasl.username)."),
+    secret("KAFKA_SASL_PASSWORD", "SASL password (sasl.password)."),
+    var(
+        "ENABLE_OUTCOME_LOGGING",
+        "true",
+        "Log every recorded outcome through tracing (true/false).",
+    ),
+    var(
+        "RUST_LOG",
+        "info",
+        "Log filter (tracing EnvFilter syntax), e.g. feedback_pipeline=debug.",
+    ),
+];
+
+/// Looks a variable up by name.
+pub fn find(name: &str) -> Option<&'static EnvVar> {
+    VARIABLES.iter().find(|var| var.name == name)
+}
+
+/// The text of `.env.example`: every variable, commented with its meaning, set to its default.
+pub fn env_example() -> String {
+    let mut text = String::from(
+        "# feedback-pipeline configuration. Copy to .env and edit; real environment variables win.\n\
+         # Generated from src/config/vars.rs by `feedback-pipeline config env-example`.\n",
+    );
+    for var in VARIABLES {
+        text.push_str(&format!(
+            "\n# {}\n{}={}\n",
+            var.meaning, var.name, var.default
+        ));
+    }
+    text.push_str(&format!(
+        "\n# Any librdkafka property: {KAFKA_PROPERTY_PREFIX}<NAME> with dots as underscores.\n\
+         # {KAFKA_PROPERTY_PREFIX}SOCKET_KEEPALIVE_ENABLE=true\n"
+    ));
+    text
+}

@@ -1,0 +1,24 @@
+//! The event contract shared by the producer and the processor: [`OutcomeEvent`], its
+//! vocabularies, its JSON codec and validation, its builder and its JSON Schema.
+
+mod builder;
+mod codec;
+mod error;
+mod gen_ai;
+pub mod limits;
+mod outcome;
+mod status;
+pub mod timestamp;
+mod validate;
+
+pub use builder::OutcomeEventBuilder;
+pub use error::{EventError, EventErrorKind};
+pub use outcome::OutcomeEvent;
+pub use status::{EventSeverity, OutcomeStatus, UnknownVariant};
+
+/// The JSON Schema (draft 2020-12) of [`OutcomeEvent`], as published in
+/// `schema/outcome-event.schema.json`.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(OutcomeEvent);
+    schema.to_value()
+}

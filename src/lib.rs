@@ -1,0 +1,18 @@
+//! feedback-pipeline: outcome tracking for AI agent actions.
+//!
+//! The data path, as the modules are laid out:
+//!
+//! - [`event`]: the contract, [`event::OutcomeEvent`], shared by both sides;
+//! - [`config`]: environment configuration for everything below;
+//! - [`kafka`]: topic administration and the embedded in-process cluster;
+//! - [`simulate`]: a fleet of simulated agents for the embedded default and benchmarks.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod event;
+pub mod kafka;
+pub mod simulate;
+
+pub use config::Config;
+pub use event::{EventError, EventSeverity, OutcomeEvent, OutcomeStatus};

@@ -1,0 +1,26 @@
+//! Helpers shared by the integration tests: a real tansu broker and condition waits.
+
+#![allow(dead_code)] // Each test binary uses its own subset.
+
+pub mod broker;
+
+use std::time::{Duration, Instant};
+
+/// Polls `condition` every 20 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = condition().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
