@@ -4,6 +4,8 @@
 //!
 //! - [`event`]: the contract, [`event::OutcomeEvent`], shared by both sides;
 //! - [`config`]: environment configuration for everything below;
+//! - [`producer`]: agents, [`producer::ActionDispatcher`], [`producer::FeedbackPipeline`]
+//!   (producer side: agents → events → Kafka, with a disk spool);
 //! - [`kafka`]: topic administration and the embedded in-process cluster;
 //! - [`simulate`]: a fleet of simulated agents for the embedded default and benchmarks.
 
@@ -12,6 +14,7 @@
 pub mod config;
 pub mod event;
 pub mod kafka;
+pub mod producer;
 pub mod simulate;
 
 pub use config::Config;

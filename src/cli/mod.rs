@@ -1,5 +1,6 @@
 //! Command-line interface: argument parsing and dispatch to the subcommands.
 
+mod bench;
 mod config_cmd;
 mod run;
 
@@ -26,6 +27,9 @@ enum Command {
     Config(config_cmd::ConfigCommand),
     /// Print the JSON Schema of an outcome event.
     Schema,
+    /// Measure throughput (prints numbers; see README "Benchmarks").
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Logs go to stderr, filtered by RUST_LOG (default `info`).
@@ -46,6 +50,11 @@ pub fn execute(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             runtime.block_on(run::run(config, args))
         }
         Command::Config(command) => config_cmd::execute(command),
+        Command::Bench(command) => {
+            let config = load_config()?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(bench::execute(config, command))
+        }
         Command::Schema => {
             let schema = feedback_pipeline::event::json_schema();
             println!("{}", serde_json::to_string_pretty(&schema)?);

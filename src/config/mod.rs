@@ -6,6 +6,7 @@
 mod error;
 mod kafka;
 mod parse;
+mod producer;
 pub mod vars;
 
 use std::path::Path;
@@ -13,6 +14,7 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use kafka::{Compression, KafkaConfig, Secret, SecurityConfig, SecurityProtocol};
 pub use parse::VarSource;
+pub use producer::ProducerSettings;
 
 /// Names of the topics the pipeline reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +36,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// Topic names.
     pub topics: Topics,
+    /// Producer pipeline settings.
+    pub producer: ProducerSettings,
     /// Log every recorded outcome (`ENABLE_OUTCOME_LOGGING`).
     pub enable_outcome_logging: bool,
 }
@@ -54,6 +58,7 @@ impl Config {
                 alerts: topic(source, "KAFKA_ALERTS_TOPIC")?,
                 dead_letters: topic(source, "KAFKA_DLQ_TOPIC")?,
             },
+            producer: ProducerSettings::from_source(source)?,
             enable_outcome_logging: source.bool("ENABLE_OUTCOME_LOGGING")?,
         })
     }
@@ -84,12 +89,17 @@ pub fn load_env(path: &Path) -> Result<VarSource, ConfigError> {
     Ok(VarSource::new(pairs))
 }
 
-/// Variables that look like ours (`KAFKA_*`, `ENABLE_*`) but are not known: likely typos.
+/// Variables that look like ours (`KAFKA_*`, `ENABLE_*`, `SPOOL_*`, `PIPELINE_*`) but are not
+/// known: likely typos.
 pub fn unknown_variables(source: &VarSource) -> Vec<String> {
     let mut unknown: Vec<String> = source
         .iter()
         .map(|(name, _)| name)
-        .filter(|name| name.starts_with("KAFKA_") || name.starts_with("ENABLE_"))
+        .filter(|name| {
+            ["KAFKA_", "ENABLE_", "SPOOL_", "PIPELINE_"]
+                .iter()
+                .any(|p| name.starts_with(p))
+        })
         .filter(|name| !name.starts_with(vars::KAFKA_PROPERTY_PREFIX))
         .filter(|name| vars::find(name).is_none())
         .map(str::to_owned)

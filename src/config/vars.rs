@@ -132,6 +132,36 @@ pub const VARIABLES: &[EnvVar] = &[
     var("KAFKA_SASL_USERNAME", "", "SASL user name (sasl.username)."),
     secret("KAFKA_SASL_PASSWORD", "SASL password (sasl.password)."),
     var(
+        "KAFKA_MESSAGE_TIMEOUT_MS",
+        "30000",
+        "How long the producer retries one event before it goes to the disk spool, in ms (message.timeout.ms).",
+    ),
+    var(
+        "PIPELINE_QUEUE_CAPACITY",
+        "65536",
+        "Events queued between record_outcome and the publisher thread; when full, callers spool directly.",
+    ),
+    var(
+        "RECENT_EVENTS_CAPACITY",
+        "1000",
+        "Events kept in memory for get_recent_events.",
+    ),
+    var(
+        "SPOOL_DIR",
+        ".feedback-pipeline/spool",
+        "Disk spool for events the broker cannot take, replayed in order later; off disables it.",
+    ),
+    var(
+        "SPOOL_MAX_BYTES",
+        "1073741824",
+        "Most bytes the spool may use; past it events are dropped and counted.",
+    ),
+    var(
+        "PIPELINE_DROP_FLUSH_MS",
+        "1000",
+        "How long dropping a pipeline without shutdown waits for deliveries before spooling the rest, in ms.",
+    ),
+    var(
         "ENABLE_OUTCOME_LOGGING",
         "true",
         "Log every recorded outcome through tracing (true/false).",

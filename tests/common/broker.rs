@@ -17,8 +17,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum Storage {
     /// In memory: gone when the process stops.
     Memory,
-    /// A sqlite file that survives restarts.
-    Sqlite(PathBuf),
+    /// A sqlite file in the broker's work directory, surviving restarts of the broker.
+    Sqlite,
 }
 
 /// A tansu broker child process, killed when dropped.
@@ -99,7 +99,8 @@ impl TansuBroker {
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let storage = match &self.storage {
             Storage::Memory => "memory://tansu/".to_owned(),
-            Storage::Sqlite(path) => format!("sqlite://{}", path.display()),
+            // tansu resolves the path against its working directory, the broker's own.
+            Storage::Sqlite => "sqlite://tansu.db".to_owned(),
         };
         let log_path = self.workdir.path().join("tansu.log");
         let log = std::fs::OpenOptions::new()
@@ -117,6 +118,7 @@ impl TansuBroker {
                 &url,
             ])
             .args(["--storage-engine", &storage])
+            .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log))
             .spawn()
@@ -161,6 +163,13 @@ impl TansuBroker {
 
 impl Drop for TansuBroker {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The broker's side of a failed test; its work directory is about to go.
+            eprintln!(
+                "--- tansu log (tail) ---\n{}",
+                read_log(&self.workdir.path().join("tansu.log"))
+            );
+        }
         self.kill();
     }
 }

@@ -2,7 +2,9 @@
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
+pub mod agents;
 pub mod broker;
+pub mod topic;
 
 use std::time::{Duration, Instant};
 

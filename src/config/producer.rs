@@ -1,0 +1,47 @@
+//! Settings of the producer-side pipeline: queue, recent-events buffer, spool, timeouts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::error::ConfigError;
+use super::parse::VarSource;
+
+/// Producer pipeline settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerSettings {
+    /// How long librdkafka retries one message before it goes to the spool.
+    pub message_timeout: Duration,
+    /// Events queued between callers and the sink thread.
+    pub queue_capacity: usize,
+    /// Events kept for `get_recent_events`.
+    pub recent_capacity: usize,
+    /// Spool directory; `None` disables the spool.
+    pub spool_dir: Option<PathBuf>,
+    /// Most bytes the spool may use.
+    pub spool_max_bytes: u64,
+    /// How long dropping a pipeline waits for deliveries before spooling the rest.
+    pub drop_flush_timeout: Duration,
+}
+
+impl ProducerSettings {
+    /// Reads the settings from `source`.
+    pub fn from_source(source: &VarSource) -> Result<Self, ConfigError> {
+        let spool_dir = source.get_or_default("SPOOL_DIR");
+        Ok(Self {
+            message_timeout: Duration::from_millis(source.number(
+                "KAFKA_MESSAGE_TIMEOUT_MS",
+                100,
+                3_600_000,
+            )?),
+            queue_capacity: source.number("PIPELINE_QUEUE_CAPACITY", 1, 10_000_000)?,
+            recent_capacity: source.number("RECENT_EVENTS_CAPACITY", 0, 10_000_000)?,
+            spool_dir: (!spool_dir.eq_ignore_ascii_case("off")).then(|| PathBuf::from(spool_dir)),
+            spool_max_bytes: source.number("SPOOL_MAX_BYTES", 4096, u64::MAX)?,
+            drop_flush_timeout: Duration::from_millis(source.number(
+                "PIPELINE_DROP_FLUSH_MS",
+                0,
+                600_000,
+            )?),
+        })
+    }
+}

@@ -1,0 +1,291 @@
+//! [`FeedbackPipeline`]: collects outcome events without ever waiting on the network.
+//!
+//! `record_outcome` puts the event in a ring buffer of recent events and hands it to the sink
+//! thread through a bounded queue. The sink thread logs it and gives it to librdkafka; what the
+//! broker cannot take goes to the disk [`Spool`] and is replayed in order once it answers.
+
+mod counters;
+mod delivery;
+mod recent;
+mod replay;
+mod sink;
+mod spool;
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+
+pub use counters::{CounterSnapshot, PipelineCounters};
+pub use sink::{FlushOutcome, KafkaSinkOptions};
+pub use spool::{Spool, SpoolError};
+
+use crate::config::Config;
+use crate::event::{EventError, OutcomeEvent, OutcomeStatus};
+use delivery::SinkShared;
+use recent::RecentEvents;
+use sink::{Command, SinkWorker};
+
+/// How a [`FeedbackPipeline`] is built.
+#[derive(Clone)]
+pub struct PipelineOptions {
+    /// Publish to Kafka; `None` keeps events in memory (and the log).
+    pub kafka: Option<KafkaSinkOptions>,
+    /// Log every outcome through `tracing`.
+    pub log_outcomes: bool,
+    /// Events kept for [`FeedbackPipeline::get_recent_events`].
+    pub recent_capacity: usize,
+    /// Events queued between callers and the sink thread.
+    pub queue_capacity: usize,
+    /// Spool directory; `None` means events the broker cannot take are dropped (and counted).
+    pub spool_dir: Option<PathBuf>,
+    /// Most bytes the spool may take on disk.
+    pub spool_max_bytes: u64,
+    /// How long dropping the pipeline waits for deliveries before spooling the rest.
+    pub drop_flush_timeout: Duration,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            kafka: None,
+            log_outcomes: false,
+            recent_capacity: 1000,
+            queue_capacity: 65_536,
+            spool_dir: None,
+            spool_max_bytes: 1 << 30,
+            drop_flush_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl PipelineOptions {
+    /// Options from the configuration. `bootstrap_servers` overrides the configured brokers
+    /// (the embedded cluster's address); with neither, Kafka stays off.
+    pub fn from_config(config: &Config, bootstrap_servers: Option<&str>) -> Self {
+        let producer = &config.producer;
+        let servers = bootstrap_servers.or(config.kafka.bootstrap_servers.as_deref());
+        let kafka = match (config.kafka.enabled, servers) {
+            (true, Some(servers)) => Some(KafkaSinkOptions {
+                producer_config: config.kafka.producer_config(servers),
+                topic: config.topics.outcomes.clone(),
+                message_timeout: producer.message_timeout,
+            }),
+            (true, None) => {
+                tracing::warn!(
+                    "ENABLE_KAFKA is true but KAFKA_BOOTSTRAP_SERVERS is not set: outcomes stay in memory"
+                );
+                None
+            }
+            (false, _) => None,
+        };
+        Self {
+            kafka,
+            log_outcomes: config.enable_outcome_logging,
+            recent_capacity: producer.recent_capacity,
+            queue_capacity: producer.queue_capacity,
+            spool_dir: producer.spool_dir.clone(),
+            spool_max_bytes: producer.spool_max_bytes,
+            drop_flush_timeout: producer.drop_flush_timeout,
+        }
+    }
+}
+
+/// The outcome pipeline. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct FeedbackPipeline {
+    recent: RecentEvents,
+    shared: Arc<SinkShared>,
+    commands: Option<SyncSender<Command>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    kafka_enabled: bool,
+    drop_flush_timeout: Duration,
+    spool_error: Option<String>,
+}
+
+impl FeedbackPipeline {
+    /// Starts a pipeline. Fails only if librdkafka rejects the producer configuration; an
+    /// unusable spool directory is logged, reported by [`Self::spool_error`], and the events
+    /// that would need it are dropped and counted.
+    pub fn new(options: PipelineOptions) -> Result<Self, KafkaError> {
+        let (spool, spool_error) = match (&options.kafka, &options.spool_dir) {
+            (Some(_), Some(dir)) => match Spool::open(dir, options.spool_max_bytes) {
+                Ok(spool) => (Some(Arc::new(spool)), None),
+                Err(err) => {
+                    tracing::error!(%err, "the disk spool is unusable: events the broker cannot take will be dropped");
+                    (None, Some(err.to_string()))
+                }
+            },
+            _ => (None, None),
+        };
+        let counters = Arc::new(PipelineCounters::default());
+        if let Some(spool) = &spool {
+            counters.add_spool_corrupt(spool.corrupt_records());
+            counters.add_dropped(spool.corrupt_records());
+        }
+        let shared = Arc::new(SinkShared {
+            counters,
+            spool,
+            replay: Default::default(),
+        });
+        let kafka_enabled = options.kafka.is_some();
+        let (commands, worker) = if kafka_enabled || options.log_outcomes {
+            let (sender, receiver) = mpsc::sync_channel(options.queue_capacity.max(1));
+            let handle = SinkWorker::spawn(
+                receiver,
+                options.kafka,
+                Arc::clone(&shared),
+                options.log_outcomes,
+            )?;
+            (Some(sender), Some(handle))
+        } else {
+            (None, None)
+        };
+        Ok(Self {
+            recent: RecentEvents::new(options.recent_capacity),
+            shared,
+            commands,
+            worker: Mutex::new(worker),
+            kafka_enabled,
+            drop_flush_timeout: options.drop_flush_timeout,
+            spool_error,
+        })
+    }
+
+    /// A pipeline configured from the environment (see [`PipelineOptions::from_config`]).
+    pub fn from_config(config: &Config) -> Result<Self, KafkaError> {
+        Self::new(PipelineOptions::from_config(config, None))
+    }
+
+    /// Records one outcome. Never waits on the network: the event is validated, kept in the
+    /// recent-events buffer and queued for the sink. If the queue is full, the event is
+    /// spooled on the caller's thread (a local file append).
+    pub fn record_outcome(&self, event: OutcomeEvent) -> Result<Arc<OutcomeEvent>, EventError> {
+        event.validate()?;
+        let event = Arc::new(event);
+        self.shared.counters.add_recorded(1);
+        self.recent.push(Arc::clone(&event));
+        if let Some(commands) = &self.commands {
+            match commands.try_send(Command::Event(Arc::clone(&event))) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_))
+                    if self.kafka_enabled =>
+                {
+                    match serde_json::to_vec(&*event) {
+                        Ok(payload) => self
+                            .shared
+                            .spool_or_drop(event.agent_name.as_bytes(), &payload),
+                        Err(err) => self.shared.drop_event(&format!("encoding failed: {err}")),
+                    }
+                }
+                // Only the log line is skipped; the event is in the recent buffer.
+                Err(_) => {}
+            }
+        }
+        Ok(event)
+    }
+
+    /// The latest `count` events, oldest first, optionally only of one status or agent.
+    pub fn get_recent_events(
+        &self,
+        count: usize,
+        status: Option<OutcomeStatus>,
+        agent_name: Option<&str>,
+    ) -> Vec<Arc<OutcomeEvent>> {
+        self.recent.query(count, status, agent_name)
+    }
+
+    /// The counters now.
+    pub fn counters(&self) -> CounterSnapshot {
+        let pending = self
+            .shared
+            .spool
+            .as_ref()
+            .map_or(0, |spool| spool.pending_records());
+        self.shared.counters.snapshot(pending)
+    }
+
+    /// Why the spool is unusable, if it is.
+    pub fn spool_error(&self) -> Option<&str> {
+        self.spool_error.as_deref()
+    }
+
+    /// Delivers everything recorded so far, or spools what cannot be delivered within
+    /// `timeout`. Returns at the latest shortly after the timeout.
+    pub fn flush(&self, timeout: Duration) -> FlushOutcome {
+        self.request(timeout, Command::Flush)
+    }
+
+    /// Flushes like [`Self::flush`], then stops the sink thread. Later events are spooled
+    /// directly (Kafka on) or only kept in memory.
+    pub fn shutdown(&self, timeout: Duration) -> FlushOutcome {
+        let outcome = self.request(timeout, Command::Shutdown);
+        if let Some(handle) = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = handle.join();
+        }
+        outcome
+    }
+
+    fn request(
+        &self,
+        timeout: Duration,
+        command: fn(Duration, SyncSender<FlushOutcome>) -> Command,
+    ) -> FlushOutcome {
+        let finished = || FlushOutcome {
+            delivered: self.counters().spool_pending == 0,
+            spool_pending: self.counters().spool_pending,
+        };
+        let Some(commands) = &self.commands else {
+            return finished();
+        };
+        let (reply, outcome) = mpsc::sync_channel(1);
+        // A blocking send: the queue may be full, and a flush must come after what it holds.
+        if commands.send(command(timeout, reply)).is_err() {
+            return finished();
+        }
+        outcome.recv().unwrap_or_else(|_| finished())
+    }
+}
+
+impl Drop for FeedbackPipeline {
+    fn drop(&mut self) {
+        let running = self
+            .worker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if running {
+            self.shutdown(self.drop_flush_timeout);
+        }
+    }
+}
+
+static DEFAULT_PIPELINE: OnceLock<Arc<FeedbackPipeline>> = OnceLock::new();
+
+/// The process-wide pipeline, configured from the environment on first use.
+///
+/// A configuration error is logged with the variable to fix, and the pipeline then runs with
+/// Kafka off rather than take the agents down. Call `shutdown` on it before the process exits:
+/// statics are never dropped.
+pub fn get_feedback_pipeline() -> Arc<FeedbackPipeline> {
+    Arc::clone(DEFAULT_PIPELINE.get_or_init(|| {
+        let options = match Config::from_env() {
+            Ok(config) => PipelineOptions::from_config(&config, None),
+            Err(err) => {
+                tracing::error!(%err, "invalid configuration: outcomes stay in memory until it is fixed");
+                PipelineOptions::default()
+            }
+        };
+        let pipeline = FeedbackPipeline::new(options.clone()).unwrap_or_else(|err| {
+            tracing::error!(%err, "cannot create the Kafka producer: outcomes stay in memory");
+            FeedbackPipeline::new(PipelineOptions {
+                kafka: None,
+                ..options
+            })
+            .expect("a pipeline without Kafka always starts")
+        });
+        Arc::new(pipeline)
+    }))
+}

@@ -1,0 +1,336 @@
+//! The sink thread: logs outcomes, hands them to librdkafka, spools what the broker cannot
+//! take and replays the spool when the broker is back.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
+
+use super::delivery::{LIVE, SinkContext, SinkShared};
+use crate::event::OutcomeEvent;
+
+/// Spool records replayed per batch once the broker answers.
+const REPLAY_BATCH: usize = 5_000;
+/// How often the idle sink thread looks at the spool.
+const TICK: Duration = Duration::from_millis(100);
+const MAX_REPLAY_BACKOFF: Duration = Duration::from_secs(10);
+/// Consecutive failed replays after which the producer is replaced by a fresh one. An
+/// idempotent producer whose messages timed out bumps its epoch on its own, and some
+/// brokers (tansu 0.6 for one) refuse that epoch forever; a new producer session starts
+/// clean.
+const REBUILD_AFTER_FAILED_REPLAYS: u32 = 4;
+
+/// Where and how to publish.
+#[derive(Clone)]
+pub struct KafkaSinkOptions {
+    /// librdkafka producer properties.
+    pub producer_config: ClientConfig,
+    /// The outcome topic.
+    pub topic: String,
+    /// How long librdkafka keeps retrying one message (`message.timeout.ms`).
+    pub message_timeout: Duration,
+}
+
+/// What a flush or shutdown achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushOutcome {
+    /// Everything recorded before the call reached the broker (or Kafka is off).
+    pub delivered: bool,
+    /// Events left in the disk spool for a later replay.
+    pub spool_pending: u64,
+}
+
+/// A request to the sink thread.
+pub enum Command {
+    /// Publish (and log) one event.
+    Event(Arc<OutcomeEvent>),
+    /// Deliver or spool everything queued before this, within the timeout.
+    Flush(Duration, SyncSender<FlushOutcome>),
+    /// Flush, then stop.
+    Shutdown(Duration, SyncSender<FlushOutcome>),
+}
+
+/// The sink thread's state.
+pub struct SinkWorker {
+    commands: Receiver<Command>,
+    producer: Option<ThreadedProducer<SinkContext>>,
+    producer_config: Option<ClientConfig>,
+    topic: String,
+    shared: Arc<SinkShared>,
+    log_outcomes: bool,
+    delivery_timeout: Duration,
+    next_batch: usize,
+    replay_not_before: Instant,
+    replay_backoff: Duration,
+    probe_next_replay: bool,
+    failed_replays: u32,
+}
+
+impl SinkWorker {
+    /// Creates the producer (if Kafka is on) and starts the thread.
+    pub fn spawn(
+        commands: Receiver<Command>,
+        kafka: Option<KafkaSinkOptions>,
+        shared: Arc<SinkShared>,
+        log_outcomes: bool,
+    ) -> Result<JoinHandle<()>, KafkaError> {
+        let (producer_config, topic, message_timeout) = match kafka {
+            Some(options) => {
+                let mut config = options.producer_config;
+                config.set(
+                    "message.timeout.ms",
+                    options.message_timeout.as_millis().to_string(),
+                );
+                (Some(config), options.topic, options.message_timeout)
+            }
+            None => (None, String::new(), Duration::ZERO),
+        };
+        let producer = producer_config
+            .as_ref()
+            .map(|config| create_producer(config, &shared))
+            .transpose()?;
+        let worker = SinkWorker {
+            commands,
+            producer,
+            producer_config,
+            topic,
+            shared,
+            log_outcomes,
+            delivery_timeout: message_timeout + Duration::from_secs(1),
+            next_batch: LIVE + 1,
+            replay_not_before: Instant::now(),
+            replay_backoff: Duration::ZERO,
+            probe_next_replay: false,
+            failed_replays: 0,
+        };
+        std::thread::Builder::new()
+            .name("feedback-sink".into())
+            .spawn(move || worker.run())
+            .map_err(|err| KafkaError::ClientCreation(format!("starting the sink thread: {err}")))
+    }
+
+    fn run(mut self) {
+        loop {
+            match self.commands.recv_timeout(TICK) {
+                Ok(Command::Event(event)) => self.handle(&event),
+                Ok(Command::Flush(timeout, reply)) => {
+                    let _ = reply.send(self.flush(timeout));
+                }
+                Ok(Command::Shutdown(timeout, reply)) => {
+                    let _ = reply.send(self.flush(timeout));
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush(Duration::from_secs(1));
+                    return;
+                }
+            }
+            if Instant::now() >= self.replay_not_before {
+                self.replay_batch(Instant::now() + self.delivery_timeout);
+            }
+        }
+    }
+
+    fn handle(&mut self, event: &OutcomeEvent) {
+        if self.log_outcomes {
+            tracing::info!(
+                target: "feedback_pipeline::outcome",
+                event_id = %event.event_id,
+                agent_name = %event.agent_name,
+                action_type = %event.action_type,
+                status = %event.status,
+                duration_ms = event.duration_ms,
+                "agent outcome"
+            );
+        }
+        let Some(producer) = &self.producer else {
+            return;
+        };
+        let payload = match serde_json::to_vec(event) {
+            Ok(payload) => payload,
+            Err(err) => return self.shared.drop_event(&format!("encoding failed: {err}")),
+        };
+        let key = event.agent_name.as_bytes();
+        // While older events wait in the spool, newer ones queue behind them to keep order.
+        if self
+            .shared
+            .spool
+            .as_ref()
+            .is_some_and(|spool| spool.has_pending())
+        {
+            return self.shared.spool_or_drop(key, &payload);
+        }
+        let record = BaseRecord::with_opaque_to(&self.topic, LIVE)
+            .key(key)
+            .payload(&payload);
+        if let Err((error, _)) = producer.send(record) {
+            tracing::debug!(%error, "librdkafka refused an event; spooling it");
+            self.shared.spool_or_drop(key, &payload);
+        }
+    }
+
+    /// Replays one batch from the spool; `true` if it was delivered in full.
+    fn replay_batch(&mut self, deadline: Instant) -> bool {
+        let id = self.next_batch;
+        self.next_batch += 1;
+        match self.try_replay(id, deadline) {
+            None => false,
+            Some(true) => {
+                self.probe_next_replay = false;
+                self.replay_backoff = Duration::ZERO;
+                self.failed_replays = 0;
+                true
+            }
+            Some(false) => {
+                self.failed_replays += 1;
+                if self.failed_replays >= REBUILD_AFTER_FAILED_REPLAYS {
+                    self.failed_replays = 0;
+                    self.rebuild_producer();
+                }
+                self.back_off();
+                false
+            }
+        }
+    }
+
+    /// Sends one batch (a single record after a failure, as a probe) and waits for its acks.
+    /// `None` when there is nothing to replay.
+    fn try_replay(&self, id: usize, deadline: Instant) -> Option<bool> {
+        let (Some(producer), Some(spool)) = (&self.producer, &self.shared.spool) else {
+            return None;
+        };
+        if !spool.has_pending() {
+            return None;
+        }
+        let size = if self.probe_next_replay {
+            1
+        } else {
+            REPLAY_BATCH
+        };
+        let batch = match spool.read_batch(size) {
+            Ok(batch) if !batch.records.is_empty() => batch,
+            Ok(_) => return None,
+            Err(err) => {
+                tracing::error!(%err, "reading the spool failed");
+                return Some(false);
+            }
+        };
+        self.shared.replay.begin(id, batch.records.len());
+        'records: for (key, payload) in &batch.records {
+            loop {
+                let record = BaseRecord::with_opaque_to(&self.topic, id)
+                    .key(key)
+                    .payload(payload);
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                        if Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_) => {
+                        self.shared.replay.fail(id);
+                        break 'records;
+                    }
+                }
+            }
+        }
+        let wait_until = deadline.min(Instant::now() + self.delivery_timeout);
+        if !self.shared.replay.wait(id, wait_until) {
+            return Some(false);
+        }
+        let count = batch.records.len() as u64;
+        if let Err(err) = spool.commit(batch.end, count) {
+            tracing::error!(%err, "recording replay progress failed; events may be sent twice");
+        }
+        self.shared.counters.add_replayed(count);
+        self.shared.counters.add_published(count);
+        Some(true)
+    }
+
+    /// Replaces the producer with a new session; what the old one still holds is purged
+    /// into the spool. Keeps the old producer if a new one cannot be created.
+    fn rebuild_producer(&mut self) {
+        let Some(config) = &self.producer_config else {
+            return;
+        };
+        let fresh = match create_producer(config, &self.shared) {
+            Ok(fresh) => fresh,
+            Err(err) => {
+                tracing::error!(%err, "cannot create a fresh Kafka producer");
+                return;
+            }
+        };
+        tracing::warn!("replays keep failing; starting a fresh Kafka producer session");
+        if let Some(old) = self.producer.replace(fresh) {
+            purge_into_spool(&old);
+        }
+    }
+
+    fn back_off(&mut self) {
+        self.probe_next_replay = true;
+        self.replay_backoff =
+            (self.replay_backoff * 2).clamp(Duration::from_millis(250), MAX_REPLAY_BACKOFF);
+        self.replay_not_before = Instant::now() + self.replay_backoff;
+    }
+
+    /// Delivers what librdkafka holds and replays the spool, within `timeout`; whatever is
+    /// still in memory at the deadline is purged into the spool.
+    fn flush(&mut self, timeout: Duration) -> FlushOutcome {
+        let deadline = Instant::now() + timeout;
+        let spool = self.shared.spool.clone();
+        let spool_pending = move || spool.as_ref().map_or(0, |s| s.pending_records());
+        let Some(producer) = &self.producer else {
+            return FlushOutcome {
+                delivered: true,
+                spool_pending: spool_pending(),
+            };
+        };
+        let mut delivered = producer
+            .flush(deadline.saturating_duration_since(Instant::now()))
+            .is_ok();
+        if delivered {
+            self.replay_not_before = Instant::now();
+            while spool_pending() > 0 && Instant::now() < deadline {
+                if !self.replay_batch(deadline) {
+                    break;
+                }
+            }
+        }
+        let producer = self.producer.as_ref().expect("checked above");
+        if !delivered || producer.in_flight_count() > 0 {
+            purge_into_spool(producer);
+            delivered = false;
+        }
+        let pending = spool_pending();
+        FlushOutcome {
+            delivered: delivered && pending == 0,
+            spool_pending: pending,
+        }
+    }
+}
+
+fn create_producer(
+    config: &ClientConfig,
+    shared: &Arc<SinkShared>,
+) -> Result<ThreadedProducer<SinkContext>, KafkaError> {
+    let context = SinkContext {
+        shared: Arc::clone(shared),
+    };
+    ThreadedProducer::from_config_and_context(config, context)
+}
+
+/// Drops what librdkafka still holds; the delivery callback spools each purged message.
+fn purge_into_spool(producer: &ThreadedProducer<SinkContext>) {
+    producer.purge(PurgeConfig::default().queue().inflight());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        producer.poll(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,494 @@
+//! [`Spool`]: an append-only, bounded, crash-tolerant disk queue of encoded events.
+//!
+//! Events the broker could not take are appended here and replayed in order when it is back.
+//! The directory holds numbered segment files of records
+//! `[payload_len u32][crc32 u32][key_len u16][key][payload]` (little endian; the CRC covers
+//! everything after it) and a `checkpoint` with the position replay has reached. A record
+//! that fails its CRC, or a torn record at the end of a segment, ends the usable part of that
+//! segment: the remainder is renamed `*.corrupt` for inspection, counted, and skipped.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::event::limits::MAX_EVENT_BYTES;
+
+const HEADER_BYTES: usize = 10;
+const SEGMENT_EXTENSION: &str = "spool";
+const CHECKPOINT_FILE: &str = "checkpoint";
+/// A segment is closed and a new one started past this size.
+const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Why the spool could not take or give records.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// Taking the record would exceed the configured size.
+    #[error(
+        "spool full: {used} of {limit} bytes used (raise SPOOL_MAX_BYTES or restore the broker)"
+    )]
+    Full {
+        /// Bytes in use.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The file system refused an operation.
+    #[error("spool {action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// A place in the spool: segment number and byte offset within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct SpoolPosition {
+    segment: u64,
+    offset: u64,
+}
+
+/// Records read for replay, and the position just past them.
+#[derive(Debug, Default)]
+pub struct SpoolBatch {
+    /// `(key, payload)` pairs, in append order.
+    pub records: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Where replay continues once these are delivered.
+    pub end: SpoolPosition,
+}
+
+#[derive(Debug)]
+struct Writer {
+    segment: u64,
+    file: File,
+}
+
+#[derive(Debug)]
+struct State {
+    writer: Option<Writer>,
+    /// Every live segment and its length in bytes (only whole records are counted).
+    segments: BTreeMap<u64, u64>,
+    read: SpoolPosition,
+    used_bytes: u64,
+}
+
+/// The disk spool. All methods take `&self` and are safe to call from several threads.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    state: Mutex<State>,
+    pending: AtomicU64,
+    corrupt: AtomicU64,
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SpoolError {
+    let path = path.to_path_buf();
+    move |source| SpoolError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, bounded to `max_bytes` on disk.
+    ///
+    /// Recovers from a crash: torn or corrupted records are set aside and counted in
+    /// [`Spool::corrupt_records`], everything before them is kept for replay.
+    pub fn open(dir: impl Into<PathBuf>, max_bytes: u64) -> Result<Self, SpoolError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(io_error("creating directory", &dir))?;
+        let probe = dir.join(".write-probe");
+        fs::write(&probe, b"ok").map_err(io_error("writing in directory", &dir))?;
+        let _ = fs::remove_file(&probe);
+
+        let read = read_checkpoint(&dir);
+        let mut segments = BTreeMap::new();
+        for entry in fs::read_dir(&dir).map_err(io_error("listing", &dir))? {
+            let path = entry.map_err(io_error("listing", &dir))?.path();
+            let Some(number) = segment_number(&path) else {
+                continue;
+            };
+            if number < read.segment {
+                // Fully replayed before the last stop.
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            segments.insert(number, 0);
+        }
+        let spool = Self {
+            dir,
+            max_bytes,
+            state: Mutex::new(State {
+                writer: None,
+                segments: BTreeMap::new(),
+                read,
+                used_bytes: 0,
+            }),
+            pending: AtomicU64::new(0),
+            corrupt: AtomicU64::new(0),
+        };
+        let mut pending = 0;
+        let mut used = 0;
+        let mut recovered = BTreeMap::new();
+        for number in segments.into_keys() {
+            let start = if number == read.segment {
+                read.offset
+            } else {
+                0
+            };
+            let (records, valid_len) = spool.scan_segment(number, start)?;
+            pending += records;
+            used += valid_len;
+            recovered.insert(number, valid_len);
+        }
+        {
+            // Replay starts at the checkpoint, or at the next segment that exists after it.
+            let mut state = spool.lock();
+            state.segments = recovered;
+            state.used_bytes = used;
+        }
+        spool.pending.store(pending, Ordering::Relaxed);
+        Ok(spool)
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Records waiting for replay.
+    pub fn pending_records(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Whether anything waits for replay.
+    pub fn has_pending(&self) -> bool {
+        self.pending_records() > 0
+    }
+
+    /// Corrupted records found and set aside since the spool was opened.
+    pub fn corrupt_records(&self) -> u64 {
+        self.corrupt.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the spool's segments take on disk.
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes
+    }
+
+    /// Appends one record. Fails with [`SpoolError::Full`] rather than exceed the bound.
+    pub fn append(&self, key: &[u8], payload: &[u8]) -> Result<(), SpoolError> {
+        let record = encode_record(key, payload);
+        let mut state = self.lock();
+        let size = record.len() as u64;
+        if state.used_bytes + size > self.max_bytes {
+            return Err(SpoolError::Full {
+                used: state.used_bytes,
+                limit: self.max_bytes,
+            });
+        }
+        let needs_new_segment = match &state.writer {
+            None => true,
+            Some(writer) => {
+                state.segments.get(&writer.segment).copied().unwrap_or(0) >= SEGMENT_BYTES
+            }
+        };
+        if needs_new_segment {
+            // Always past the replay position, so replay never skips the new segment's start.
+            let last = state.segments.keys().next_back().copied().unwrap_or(0);
+            let next = last.max(state.read.segment) + 1;
+            let path = self.segment_path(next);
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io_error("creating segment", &path))?;
+            state.segments.insert(next, 0);
+            state.writer = Some(Writer {
+                segment: next,
+                file,
+            });
+        }
+        let writer = state.writer.as_mut().expect("writer opened above");
+        let segment = writer.segment;
+        // One write per record: a crash leaves at most one torn record, found by the CRC.
+        if let Err(err) = writer.file.write_all(&record) {
+            state.writer = None;
+            return Err(io_error("writing segment", &self.segment_path(segment))(
+                err,
+            ));
+        }
+        *state.segments.entry(segment).or_default() += size;
+        state.used_bytes += size;
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads up to `max_records` records from the replay position, without consuming them.
+    pub fn read_batch(&self, max_records: usize) -> Result<SpoolBatch, SpoolError> {
+        let mut state = self.lock();
+        let mut batch = SpoolBatch {
+            records: Vec::new(),
+            end: state.read,
+        };
+        let mut position = state.read;
+        while batch.records.len() < max_records {
+            let Some((&segment, &length)) = state.segments.range(position.segment..).next() else {
+                break;
+            };
+            if segment != position.segment {
+                position = SpoolPosition { segment, offset: 0 };
+            }
+            if position.offset >= length {
+                // This segment is exhausted; move on if a later one exists.
+                if state.segments.range(segment + 1..).next().is_none() {
+                    break;
+                }
+                position = SpoolPosition {
+                    segment: segment + 1,
+                    offset: 0,
+                };
+                continue;
+            }
+            let path = self.segment_path(segment);
+            let mut file = File::open(&path).map_err(io_error("opening segment", &path))?;
+            file.seek(SeekFrom::Start(position.offset))
+                .map_err(io_error("seeking segment", &path))?;
+            let mut reader = io::BufReader::new(file.take(length - position.offset));
+            while batch.records.len() < max_records && position.offset < length {
+                match read_record(&mut reader) {
+                    Ok(Some(record)) => {
+                        batch.records.push((record.key, record.payload));
+                        position.offset += record.size;
+                    }
+                    Ok(None) | Err(_) => {
+                        // Corruption written after open() scanned: set the rest aside.
+                        let lost = self.quarantine_tail(&mut state, segment, position.offset);
+                        self.corrupt.fetch_add(lost, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+            batch.end = position;
+        }
+        Ok(batch)
+    }
+
+    /// Marks everything before `end` as delivered: advances the checkpoint and deletes
+    /// segments that are fully replayed.
+    pub fn commit(&self, end: SpoolPosition, records: u64) -> Result<(), SpoolError> {
+        let mut state = self.lock();
+        if end <= state.read {
+            return Ok(());
+        }
+        state.read = end;
+        self.pending
+            .fetch_sub(records.min(self.pending_records()), Ordering::Relaxed);
+        write_checkpoint(&self.dir, end)?;
+        let finished: Vec<(u64, u64)> = state
+            .segments
+            .iter()
+            .filter(|(number, length)| {
+                **number < end.segment || (**number == end.segment && end.offset >= **length)
+            })
+            .map(|(number, length)| (*number, *length))
+            .collect();
+        for (number, length) in finished {
+            let active = state.writer.as_ref().is_some_and(|w| w.segment == number);
+            if active {
+                // Start a fresh segment next time so this one can go.
+                state.writer = None;
+            }
+            let _ = fs::remove_file(self.segment_path(number));
+            state.segments.remove(&number);
+            state.used_bytes = state.used_bytes.saturating_sub(length);
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn segment_path(&self, number: u64) -> PathBuf {
+        self.dir.join(format!("{number:020}.{SEGMENT_EXTENSION}"))
+    }
+
+    /// Counts the records of a segment from `start`, setting aside a corrupt or torn tail.
+    /// Returns the record count and the segment's valid length.
+    fn scan_segment(&self, number: u64, start: u64) -> Result<(u64, u64), SpoolError> {
+        let path = self.segment_path(number);
+        let file = File::open(&path).map_err(io_error("opening segment", &path))?;
+        let total = file
+            .metadata()
+            .map_err(io_error("reading segment", &path))?
+            .len();
+        let mut reader = io::BufReader::new(file);
+        reader
+            .seek(SeekFrom::Start(start.min(total)))
+            .map_err(io_error("seeking segment", &path))?;
+        let mut offset = start.min(total);
+        let mut records = 0;
+        while offset < total {
+            match read_record(&mut reader) {
+                Ok(Some(record)) => {
+                    offset += record.size;
+                    records += 1;
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if offset < total {
+            let lost = split_off_tail(&path, offset)?;
+            self.corrupt.fetch_add(lost, Ordering::Relaxed);
+            tracing::error!(
+                segment = %path.display(),
+                valid_bytes = offset,
+                corrupt_bytes = total - offset,
+                "spool segment is corrupted; the rest of it was moved aside as .corrupt"
+            );
+        }
+        Ok((records, offset))
+    }
+
+    /// Sets aside the rest of `segment` from `offset`; returns how many records that lost (≥ 1).
+    fn quarantine_tail(&self, state: &mut State, segment: u64, offset: u64) -> u64 {
+        let path = self.segment_path(segment);
+        let length = state.segments.get(&segment).copied().unwrap_or(offset);
+        if let Err(err) = split_off_tail(&path, offset) {
+            tracing::error!(%err, "could not set aside a corrupted spool tail");
+        }
+        tracing::error!(segment = %path.display(), offset, "corrupted spool record; rest of segment set aside");
+        state.segments.insert(segment, offset);
+        state.used_bytes = state.used_bytes.saturating_sub(length - offset);
+        if state.writer.as_ref().is_some_and(|w| w.segment == segment) {
+            state.writer = None;
+        }
+        // The records lost cannot be counted once their framing is gone; count the event.
+        let pending = self.pending_records();
+        let lost = 1.min(pending);
+        self.pending.fetch_sub(lost, Ordering::Relaxed);
+        lost
+    }
+}
+
+fn segment_number(path: &Path) -> Option<u64> {
+    if path.extension()? != SEGMENT_EXTENSION {
+        return None;
+    }
+    path.file_stem()?.to_str()?.parse().ok()
+}
+
+fn encode_record(key: &[u8], payload: &[u8]) -> Vec<u8> {
+    let key = &key[..key.len().min(u16::MAX as usize)];
+    let mut record = Vec::with_capacity(HEADER_BYTES + key.len() + payload.len());
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    record.extend_from_slice(&[0; 4]);
+    record.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    record.extend_from_slice(key);
+    record.extend_from_slice(payload);
+    let crc = crc32fast::hash(&record[8..]);
+    record[4..8].copy_from_slice(&crc.to_le_bytes());
+    record
+}
+
+/// One record read back from a segment.
+struct SpoolRecord {
+    key: Vec<u8>,
+    payload: Vec<u8>,
+    /// Bytes the record takes on disk, header included.
+    size: u64,
+}
+
+/// Reads one record: `Ok(None)` at a torn, oversized or CRC-failing record.
+fn read_record(reader: &mut impl Read) -> io::Result<Option<SpoolRecord>> {
+    let mut header = [0u8; HEADER_BYTES];
+    if let Err(err) = reader.read_exact(&mut header) {
+        return match err.kind() {
+            io::ErrorKind::UnexpectedEof => Ok(None),
+            _ => Err(err),
+        };
+    }
+    let payload_len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+    let crc = u32::from_le_bytes(header[4..8].try_into().unwrap());
+    let key_len = u16::from_le_bytes(header[8..10].try_into().unwrap()) as usize;
+    if payload_len > MAX_EVENT_BYTES * 2 {
+        return Ok(None);
+    }
+    let mut body = vec![0u8; key_len + payload_len];
+    if reader.read_exact(&mut body).is_err() {
+        return Ok(None);
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&header[8..10]);
+    hasher.update(&body);
+    if hasher.finalize() != crc {
+        return Ok(None);
+    }
+    let payload = body.split_off(key_len);
+    Ok(Some(SpoolRecord {
+        key: body,
+        payload,
+        size: (HEADER_BYTES + key_len + payload_len) as u64,
+    }))
+}
+
+/// Moves the bytes of `path` from `offset` on into `path.corrupt`; returns 1 (records lost
+/// cannot be counted without framing).
+fn split_off_tail(path: &Path, offset: u64) -> Result<u64, SpoolError> {
+    let mut bytes = Vec::new();
+    {
+        let mut file = File::open(path).map_err(io_error("opening segment", path))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(io_error("seeking segment", path))?;
+        file.read_to_end(&mut bytes)
+            .map_err(io_error("reading segment", path))?;
+    }
+    if bytes.is_empty() {
+        return Ok(0);
+    }
+    let corrupt = path.with_extension("corrupt");
+    let mut out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&corrupt)
+        .map_err(io_error("writing", &corrupt))?;
+    out.write_all(&bytes)
+        .map_err(io_error("writing", &corrupt))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_error("opening segment", path))?;
+    file.set_len(offset)
+        .map_err(io_error("truncating segment", path))?;
+    Ok(1)
+}
+
+fn read_checkpoint(dir: &Path) -> SpoolPosition {
+    let text = fs::read_to_string(dir.join(CHECKPOINT_FILE)).unwrap_or_default();
+    let mut parts = text.split_whitespace().map(str::parse::<u64>);
+    match (parts.next(), parts.next()) {
+        (Some(Ok(segment)), Some(Ok(offset))) => SpoolPosition { segment, offset },
+        _ => SpoolPosition::default(),
+    }
+}
+
+fn write_checkpoint(dir: &Path, position: SpoolPosition) -> Result<(), SpoolError> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let temporary = dir.join("checkpoint.tmp");
+    fs::write(
+        &temporary,
+        format!("{} {}\n", position.segment, position.offset),
+    )
+    .map_err(io_error("writing", &temporary))?;
+    // Rename is atomic: a crash leaves the old or the new checkpoint, never half of one.
+    fs::rename(&temporary, &path).map_err(io_error("replacing", &path))
+}

@@ -1,0 +1,50 @@
+//! Reading a topic back in tests.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message};
+
+use feedback_pipeline::event::OutcomeEvent;
+
+/// Consumes `topic` from the beginning until `expected` distinct event ids were seen or
+/// `timeout` passed; returns the events by id and the total number of messages read.
+pub async fn read_events(
+    servers: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> (HashMap<String, OutcomeEvent>, usize) {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set(
+            "group.id",
+            format!("reader-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + timeout;
+    let mut events = HashMap::new();
+    let mut messages = 0;
+    while events.len() < expected && Instant::now() < deadline {
+        let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
+        else {
+            continue;
+        };
+        let message = message.expect("consumer error");
+        let event = OutcomeEvent::from_json_slice(message.payload().unwrap_or_default())
+            .expect("valid event on the topic");
+        assert_eq!(
+            message.key(),
+            Some(event.agent_name.as_bytes()),
+            "keyed by agent_name"
+        );
+        messages += 1;
+        events.insert(event.event_id.clone(), event);
+    }
+    (events, messages)
+}

@@ -1,0 +1,181 @@
+//! The disk spool's failure modes: full, corrupted, unwritable. Clear errors, counted drops,
+//! no panic; and replay order survives a restart.
+
+use std::fs;
+use std::time::Duration;
+
+use feedback_pipeline::config::{Config, VarSource};
+use feedback_pipeline::event::OutcomeEvent;
+use feedback_pipeline::producer::FeedbackPipeline;
+use feedback_pipeline::producer::PipelineOptions;
+use feedback_pipeline::producer::pipeline::{Spool, SpoolError};
+
+/// A pipeline publishing to a port where no broker listens.
+fn unreachable_broker_pipeline(spool_dir: &str, spool_max_bytes: &str) -> FeedbackPipeline {
+    let config = Config::from_source(&VarSource::new([
+        ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+        ("KAFKA_MESSAGE_TIMEOUT_MS", "200"),
+        ("SPOOL_DIR", spool_dir),
+        ("SPOOL_MAX_BYTES", spool_max_bytes),
+    ]))
+    .unwrap();
+    FeedbackPipeline::new(PipelineOptions::from_config(&config, None)).unwrap()
+}
+
+fn event(n: usize) -> OutcomeEvent {
+    OutcomeEvent::builder(format!("agent_{}", n % 3), "act")
+        .metadata("n", n)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_full_spool_drops_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = unreachable_broker_pipeline(dir.path().to_str().unwrap(), "8192");
+    for n in 0..100 {
+        pipeline.record_outcome(event(n)).unwrap();
+    }
+    let outcome = pipeline.flush(Duration::from_secs(3));
+    assert!(!outcome.delivered);
+    let counters = pipeline.counters();
+    assert_eq!(counters.recorded, 100);
+    assert!(counters.spooled > 0 && counters.dropped > 0, "{counters:?}");
+    assert_eq!(counters.spooled + counters.dropped, 100, "{counters:?}");
+    assert_eq!(counters.spool_pending, counters.spooled);
+    let on_disk: u64 = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(on_disk <= 8192 + 64, "spool holds {on_disk} bytes");
+}
+
+#[test]
+fn an_unwritable_spool_directory_is_reported_and_drops_are_counted() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let impossible = file.path().join("spool");
+    let pipeline = unreachable_broker_pipeline(impossible.to_str().unwrap(), "1048576");
+    let error = pipeline
+        .spool_error()
+        .expect("the spool cannot be opened")
+        .to_owned();
+    assert!(error.contains(impossible.to_str().unwrap()), "{error}");
+    for n in 0..10 {
+        pipeline.record_outcome(event(n)).unwrap();
+    }
+    pipeline.flush(Duration::from_secs(3));
+    let counters = pipeline.counters();
+    assert_eq!(
+        (counters.recorded, counters.dropped, counters.spooled),
+        (10, 10, 0),
+        "{counters:?}"
+    );
+}
+
+#[test]
+fn a_corrupted_spool_keeps_what_precedes_the_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        for n in 0..10u32 {
+            spool
+                .append(b"key", format!("payload-{n}").as_bytes())
+                .unwrap();
+        }
+    }
+    let segment = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "spool"))
+        .unwrap();
+    let mut bytes = fs::read(&segment).unwrap();
+    let record = bytes.len() / 10;
+    bytes[record * 6 + 12] ^= 0xFF; // flip a payload byte of the 7th record
+    fs::write(&segment, &bytes).unwrap();
+
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(spool.corrupt_records(), 1);
+    assert_eq!(spool.pending_records(), 6);
+    let batch = spool.read_batch(100).unwrap();
+    let payloads: Vec<String> = batch
+        .records
+        .iter()
+        .map(|(_, p)| String::from_utf8(p.clone()).unwrap())
+        .collect();
+    assert_eq!(
+        payloads,
+        (0..6).map(|n| format!("payload-{n}")).collect::<Vec<_>>()
+    );
+    assert!(
+        segment.with_extension("corrupt").exists(),
+        "the damaged tail is kept for inspection"
+    );
+
+    // The pipeline reports the loss in its counters.
+    drop(spool);
+    let pipeline = unreachable_broker_pipeline(dir.path().to_str().unwrap(), "1048576");
+    assert_eq!(
+        pipeline.counters().spool_corrupt,
+        0,
+        "already set aside by the first open"
+    );
+    assert_eq!(pipeline.counters().spool_pending, 6);
+
+    let damaged = tempfile::tempdir().unwrap();
+    fs::write(
+        damaged.path().join("00000000000000000001.spool"),
+        b"\x05\x00\x00\x00garbage-garbage",
+    )
+    .unwrap();
+    let pipeline = unreachable_broker_pipeline(damaged.path().to_str().unwrap(), "1048576");
+    let counters = pipeline.counters();
+    assert_eq!(
+        (
+            counters.spool_corrupt,
+            counters.dropped,
+            counters.spool_pending
+        ),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn replay_position_survives_a_restart_and_order_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        for n in 0..100u32 {
+            spool.append(b"k", &n.to_le_bytes()).unwrap();
+        }
+        let first = spool.read_batch(40).unwrap();
+        assert_eq!(first.records.len(), 40);
+        spool.commit(first.end, 40).unwrap();
+        assert_eq!(spool.pending_records(), 60);
+    }
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(spool.pending_records(), 60);
+    let rest = spool.read_batch(1000).unwrap();
+    let numbers: Vec<u32> = rest
+        .records
+        .iter()
+        .map(|(_, p)| u32::from_le_bytes(p[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(numbers, (40..100).collect::<Vec<_>>());
+    spool.commit(rest.end, 60).unwrap();
+    assert!(!spool.has_pending());
+    spool.append(b"k", b"after").unwrap();
+    assert_eq!(
+        spool.read_batch(10).unwrap().records,
+        vec![(b"k".to_vec(), b"after".to_vec())]
+    );
+}
+
+#[test]
+fn the_spool_refuses_past_its_bound_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 100).unwrap();
+    spool.append(b"k", &[0; 50]).unwrap();
+    let err = spool.append(b"k", &[0; 50]).unwrap_err();
+    assert!(matches!(err, SpoolError::Full { limit: 100, .. }));
+    assert!(err.to_string().contains("SPOOL_MAX_BYTES"), "{err}");
+}
