@@ -14,6 +14,7 @@
 pub mod config;
 pub mod event;
 pub mod kafka;
+pub mod processor;
 pub mod producer;
 pub mod simulate;
 

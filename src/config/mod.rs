@@ -6,6 +6,7 @@
 mod error;
 mod kafka;
 mod parse;
+mod processor;
 mod producer;
 pub mod vars;
 
@@ -14,6 +15,7 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use kafka::{Compression, KafkaConfig, Secret, SecurityConfig, SecurityProtocol};
 pub use parse::VarSource;
+pub use processor::ProcessorSettings;
 pub use producer::ProducerSettings;
 
 /// Names of the topics the pipeline reads and writes.
@@ -38,6 +40,8 @@ pub struct Config {
     pub topics: Topics,
     /// Producer pipeline settings.
     pub producer: ProducerSettings,
+    /// Processor service settings.
+    pub processor: ProcessorSettings,
     /// Log every recorded outcome (`ENABLE_OUTCOME_LOGGING`).
     pub enable_outcome_logging: bool,
 }
@@ -59,6 +63,7 @@ impl Config {
                 dead_letters: topic(source, "KAFKA_DLQ_TOPIC")?,
             },
             producer: ProducerSettings::from_source(source)?,
+            processor: ProcessorSettings::from_source(source)?,
             enable_outcome_logging: source.bool("ENABLE_OUTCOME_LOGGING")?,
         })
     }
@@ -96,9 +101,16 @@ pub fn unknown_variables(source: &VarSource) -> Vec<String> {
         .iter()
         .map(|(name, _)| name)
         .filter(|name| {
-            ["KAFKA_", "ENABLE_", "SPOOL_", "PIPELINE_"]
-                .iter()
-                .any(|p| name.starts_with(p))
+            [
+                "KAFKA_",
+                "ENABLE_",
+                "SPOOL_",
+                "PIPELINE_",
+                "PROCESSOR_",
+                "WINDOW_",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
         })
         .filter(|name| !name.starts_with(vars::KAFKA_PROPERTY_PREFIX))
         .filter(|name| vars::find(name).is_none())

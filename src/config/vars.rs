@@ -162,6 +162,41 @@ pub const VARIABLES: &[EnvVar] = &[
         "How long dropping a pipeline without shutdown waits for deliveries before spooling the rest, in ms.",
     ),
     var(
+        "PROCESSOR_GROUP_ID",
+        "feedback-pipeline-processor",
+        "Consumer group of the processor; instances in one group share the partitions.",
+    ),
+    var(
+        "PROCESSOR_SQL_DIR",
+        "sql",
+        "Directory of the window queries (*.sql, ksqlDB window clause over DataFusion SQL).",
+    ),
+    var(
+        "WINDOW_OUT_OF_ORDER_MS",
+        "5000",
+        "Allowed out-of-orderness: the watermark trails the slowest partition's newest event time by this, in ms.",
+    ),
+    var(
+        "WINDOW_GRACE_MS",
+        "2000",
+        "Grace after a window's end (by watermark) before it closes, in ms; a query's GRACE PERIOD overrides it.",
+    ),
+    var(
+        "WINDOW_IDLE_CLOSE_MS",
+        "10000",
+        "A partition quiet this long stops holding the watermark; with all quiet, windows close by the clock, in ms.",
+    ),
+    var(
+        "PROCESSOR_TICK_MS",
+        "200",
+        "How often the processor closes windows, emits results and commits offsets, in ms.",
+    ),
+    var(
+        "METRICS_ADDR",
+        "127.0.0.1:9464",
+        "Address of the processor's HTTP server (/metrics, /healthz, /readyz).",
+    ),
+    var(
         "ENABLE_OUTCOME_LOGGING",
         "true",
         "Log every recorded outcome through tracing (true/false).",

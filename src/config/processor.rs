@@ -1,0 +1,45 @@
+//! Settings of the processor service: consumer group, SQL directory, event-time windows.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::error::ConfigError;
+use super::parse::VarSource;
+
+/// Processor settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessorSettings {
+    /// Consumer group of the processor instances.
+    pub group_id: String,
+    /// Directory of the window queries.
+    pub sql_dir: PathBuf,
+    /// How far behind the slowest partition's newest event the watermark stays.
+    pub out_of_orderness: Duration,
+    /// How long after its end (by watermark) a window still takes events.
+    pub grace: Duration,
+    /// Quiet time after which a partition stops holding the watermark back, and after which,
+    /// with every partition quiet, windows close by the wall clock.
+    pub idle_after: Duration,
+    /// How often window state is checked, results emitted and offsets committed.
+    pub tick: Duration,
+    /// Address of the `/metrics` HTTP server.
+    pub metrics_addr: String,
+}
+
+impl ProcessorSettings {
+    /// Reads the settings from `source`.
+    pub fn from_source(source: &VarSource) -> Result<Self, ConfigError> {
+        let millis = |name: &str, min: u64, max: u64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_millis(source.number(name, min, max)?))
+        };
+        Ok(Self {
+            group_id: source.get_or_default("PROCESSOR_GROUP_ID").to_owned(),
+            sql_dir: PathBuf::from(source.get_or_default("PROCESSOR_SQL_DIR")),
+            out_of_orderness: millis("WINDOW_OUT_OF_ORDER_MS", 0, 86_400_000)?,
+            grace: millis("WINDOW_GRACE_MS", 0, 86_400_000)?,
+            idle_after: millis("WINDOW_IDLE_CLOSE_MS", 100, 86_400_000)?,
+            tick: millis("PROCESSOR_TICK_MS", 10, 60_000)?,
+            metrics_addr: source.get_or_default("METRICS_ADDR").to_owned(),
+        })
+    }
+}

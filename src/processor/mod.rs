@@ -1,0 +1,9 @@
+//! The processor: consumes `agent-outcomes`, windows events by event time, evaluates the
+//! SQL window queries and emits results (see `docs` in the README for the data path).
+
+pub mod engine;
+pub mod offsets;
+pub mod query;
+pub mod table;
+pub mod watermark;
+pub mod window;

@@ -1,0 +1,344 @@
+//! Turns a window query's logical plan into the three parts the pane engine runs:
+//! the row steps before the aggregate (filters), the aggregate itself (group keys and
+//! DataFusion aggregate functions), and the steps after it (projection, HAVING, ORDER BY, LIMIT).
+//! Each is planned once into physical expressions.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::compute::{SortColumn, filter_record_batch, lexsort_to_indices};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::{DFSchema, DataFusionError, Result};
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
+use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
+
+use crate::processor::table::{WINDOW_END, WINDOW_START};
+
+/// A row step before the aggregate.
+pub enum RowStep {
+    /// Keep rows where the predicate is true.
+    Filter(Arc<dyn PhysicalExpr>),
+    /// Compute new columns.
+    Project(Vec<Arc<dyn PhysicalExpr>>, SchemaRef),
+}
+
+/// A step after the aggregate.
+pub enum ResultStep {
+    /// Keep rows where the predicate is true (HAVING).
+    Filter(Arc<dyn PhysicalExpr>),
+    /// Compute the output columns.
+    Project(Vec<Arc<dyn PhysicalExpr>>, SchemaRef),
+    /// Order rows: expression, descending, nulls first.
+    Sort(Vec<(Arc<dyn PhysicalExpr>, bool, bool)>),
+    /// Keep at most `fetch` rows after skipping `skip`.
+    Limit { skip: usize, fetch: Option<usize> },
+}
+
+/// An aggregate function with its optional `FILTER (WHERE ...)`.
+pub type FilteredAggregate = (Arc<AggregateFunctionExpr>, Option<Arc<dyn PhysicalExpr>>);
+
+/// Where one grouping key comes from.
+pub enum GroupKey {
+    /// From the events (index into the data keys).
+    Data(usize),
+    /// From the window bounds (index into the window keys).
+    Window(usize),
+}
+
+/// A window query split for pane-wise evaluation.
+pub struct CompiledQuery {
+    /// Steps from table rows to the aggregate's input.
+    pub row_steps: Vec<RowStep>,
+    /// Group keys computed from events.
+    pub data_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Group keys computed from the window bounds alone (e.g. `WINDOWSTART`).
+    pub window_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The aggregate output's grouping columns in order.
+    pub key_order: Vec<GroupKey>,
+    /// Aggregate functions with their optional FILTER.
+    pub aggregates: Vec<FilteredAggregate>,
+    /// Schema of the aggregate's input (window keys are evaluated against it).
+    pub aggregate_input: SchemaRef,
+    /// Schema of the aggregate's output.
+    pub aggregate_output: SchemaRef,
+    /// Steps from the aggregate's output to the query's result, innermost first.
+    pub result_steps: Vec<ResultStep>,
+    /// The query's result schema.
+    pub output: SchemaRef,
+}
+
+fn plan_error(message: impl Into<String>) -> DataFusionError {
+    DataFusionError::Plan(message.into())
+}
+
+fn uses_window(expr: &Expr) -> (bool, bool) {
+    let refs = expr.column_refs();
+    let window = refs
+        .iter()
+        .filter(|c| c.name == WINDOW_START || c.name == WINDOW_END)
+        .count();
+    (window > 0, refs.len() > window)
+}
+
+fn physical(
+    expr: &Expr,
+    schema: &DFSchema,
+    props: &ExecutionProps,
+) -> Result<Arc<dyn PhysicalExpr>> {
+    create_physical_expr(expr, schema, props, &PhysicalPlanningContext::default())
+}
+
+impl CompiledQuery {
+    /// Splits an analyzed logical plan; errors say what shape a window query must have.
+    pub fn new(plan: &LogicalPlan, props: &ExecutionProps) -> Result<Self> {
+        let output = Arc::new(plan.schema().as_arrow().clone());
+        let mut result_steps = Vec::new();
+        let mut node = plan;
+        let aggregate = loop {
+            match node {
+                LogicalPlan::Aggregate(aggregate) => break aggregate,
+                LogicalPlan::Projection(projection) => {
+                    let input = projection.input.schema();
+                    let exprs = projection
+                        .expr
+                        .iter()
+                        .map(|e| physical(e, input, props))
+                        .collect::<Result<_>>()?;
+                    result_steps.push(ResultStep::Project(
+                        exprs,
+                        Arc::new(projection.schema.as_arrow().clone()),
+                    ));
+                    node = &projection.input;
+                }
+                LogicalPlan::Filter(filter) => {
+                    let predicate = physical(&filter.predicate, filter.input.schema(), props)?;
+                    result_steps.push(ResultStep::Filter(predicate));
+                    node = &filter.input;
+                }
+                LogicalPlan::Sort(sort) => {
+                    let input = sort.input.schema();
+                    let keys = sort
+                        .expr
+                        .iter()
+                        .map(|s| Ok((physical(&s.expr, input, props)?, !s.asc, s.nulls_first)))
+                        .collect::<Result<_>>()?;
+                    result_steps.push(ResultStep::Sort(keys));
+                    if let Some(fetch) = sort.fetch {
+                        result_steps.push(ResultStep::Limit {
+                            skip: 0,
+                            fetch: Some(fetch),
+                        });
+                    }
+                    node = &sort.input;
+                }
+                LogicalPlan::Limit(limit) => {
+                    use datafusion::logical_expr::{FetchType, SkipType};
+                    let skip = match limit.get_skip_type()? {
+                        SkipType::Literal(n) => n,
+                        SkipType::UnsupportedExpr => {
+                            return Err(plan_error("OFFSET must be a number"));
+                        }
+                    };
+                    let fetch = match limit.get_fetch_type()? {
+                        FetchType::Literal(n) => n,
+                        FetchType::UnsupportedExpr => {
+                            return Err(plan_error("LIMIT must be a number"));
+                        }
+                    };
+                    result_steps.push(ResultStep::Limit { skip, fetch });
+                    node = &limit.input;
+                }
+                LogicalPlan::SubqueryAlias(alias) => node = &alias.input,
+                other => {
+                    return Err(plan_error(format!(
+                        "a window query is one SELECT with GROUP BY or aggregate functions over agent_outcomes; found {} above the aggregate",
+                        other.display()
+                    )));
+                }
+            }
+        };
+        result_steps.reverse();
+
+        let mut row_steps = Vec::new();
+        let mut below = aggregate.input.as_ref();
+        loop {
+            match below {
+                LogicalPlan::TableScan(_) => break,
+                LogicalPlan::Filter(filter) => {
+                    if uses_window(&filter.predicate).0 {
+                        return Err(plan_error(
+                            "WHERE cannot use WINDOWSTART/WINDOWEND (use HAVING)",
+                        ));
+                    }
+                    row_steps.push(RowStep::Filter(physical(
+                        &filter.predicate,
+                        filter.input.schema(),
+                        props,
+                    )?));
+                    below = &filter.input;
+                }
+                LogicalPlan::Projection(projection) => {
+                    if projection.expr.iter().any(|e| uses_window(e).0) {
+                        return Err(plan_error(
+                            "WINDOWSTART/WINDOWEND can only be selected or grouped by",
+                        ));
+                    }
+                    let input = projection.input.schema();
+                    let exprs = projection
+                        .expr
+                        .iter()
+                        .map(|e| physical(e, input, props))
+                        .collect::<Result<_>>()?;
+                    row_steps.push(RowStep::Project(
+                        exprs,
+                        Arc::new(projection.schema.as_arrow().clone()),
+                    ));
+                    below = &projection.input;
+                }
+                LogicalPlan::SubqueryAlias(alias) => below = &alias.input,
+                other => {
+                    return Err(plan_error(format!(
+                        "a window query reads agent_outcomes directly; found {}",
+                        other.display()
+                    )));
+                }
+            }
+        }
+        row_steps.reverse();
+
+        let input_schema = aggregate.input.schema();
+        let mut data_keys = Vec::new();
+        let mut window_keys = Vec::new();
+        let mut key_order = Vec::new();
+        for expr in &aggregate.group_expr {
+            if matches!(expr, Expr::GroupingSet(_)) {
+                return Err(plan_error(
+                    "GROUPING SETS, CUBE and ROLLUP are not supported in window queries",
+                ));
+            }
+            match uses_window(expr) {
+                (true, true) => {
+                    return Err(plan_error(format!(
+                        "group key `{expr}` mixes window bounds and event columns; group by them separately"
+                    )));
+                }
+                (true, false) => {
+                    key_order.push(GroupKey::Window(window_keys.len()));
+                    window_keys.push(physical(expr, input_schema, props)?);
+                }
+                (false, _) => {
+                    key_order.push(GroupKey::Data(data_keys.len()));
+                    data_keys.push(physical(expr, input_schema, props)?);
+                }
+            }
+        }
+        let arrow_input = Arc::new(input_schema.as_arrow().clone());
+        let mut aggregates = Vec::new();
+        for expr in &aggregate.aggr_expr {
+            if uses_window(expr).0 {
+                return Err(plan_error(format!(
+                    "aggregate `{expr}` cannot read WINDOWSTART/WINDOWEND"
+                )));
+            }
+            let planning = PhysicalPlanningContext::default();
+            let lowered =
+                LoweredAggregateBuilder::new(expr, input_schema, &arrow_input, props, &planning)
+                    .build()?;
+            if !lowered.order_bys.is_empty() {
+                return Err(plan_error(format!(
+                    "aggregate `{expr}`: ORDER BY inside an aggregate is not supported in window queries"
+                )));
+            }
+            aggregates.push((lowered.aggregate, lowered.filter));
+        }
+        if aggregates.is_empty() && aggregate.group_expr.is_empty() {
+            return Err(plan_error(
+                "a window query needs GROUP BY or an aggregate function",
+            ));
+        }
+        Ok(Self {
+            row_steps,
+            data_keys,
+            window_keys,
+            key_order,
+            aggregates,
+            aggregate_input: arrow_input,
+            aggregate_output: Arc::new(aggregate.schema.as_arrow().clone()),
+            result_steps,
+            output,
+        })
+    }
+
+    /// Runs the row steps over a batch of table rows.
+    pub fn apply_row_steps(&self, mut batch: RecordBatch) -> Result<RecordBatch> {
+        for step in &self.row_steps {
+            batch = match step {
+                RowStep::Filter(predicate) => filter(&batch, predicate)?,
+                RowStep::Project(exprs, schema) => project(&batch, exprs, schema)?,
+            };
+        }
+        Ok(batch)
+    }
+
+    /// Runs the result steps over one window's aggregated rows.
+    pub fn apply_result_steps(&self, mut batch: RecordBatch) -> Result<RecordBatch> {
+        for step in &self.result_steps {
+            batch = match step {
+                ResultStep::Filter(predicate) => filter(&batch, predicate)?,
+                ResultStep::Project(exprs, schema) => project(&batch, exprs, schema)?,
+                ResultStep::Sort(keys) => {
+                    let columns = keys
+                        .iter()
+                        .map(|(expr, descending, nulls_first)| {
+                            Ok(SortColumn {
+                                values: expr.evaluate(&batch)?.into_array(batch.num_rows())?,
+                                options: Some(datafusion::arrow::compute::SortOptions {
+                                    descending: *descending,
+                                    nulls_first: *nulls_first,
+                                }),
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    let indices = lexsort_to_indices(&columns, None)?;
+                    take_record_batch(&batch, &indices)?
+                }
+                ResultStep::Limit { skip, fetch } => {
+                    let start = (*skip).min(batch.num_rows());
+                    let length = fetch.unwrap_or(usize::MAX).min(batch.num_rows() - start);
+                    batch.slice(start, length)
+                }
+            };
+        }
+        Ok(batch)
+    }
+}
+
+fn filter(batch: &RecordBatch, predicate: &Arc<dyn PhysicalExpr>) -> Result<RecordBatch> {
+    let mask = predicate.evaluate(batch)?.into_array(batch.num_rows())?;
+    let mask = mask
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(|| plan_error("a filter predicate must be boolean"))?;
+    Ok(filter_record_batch(batch, mask)?)
+}
+
+fn project(
+    batch: &RecordBatch,
+    exprs: &[Arc<dyn PhysicalExpr>],
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    let columns = exprs
+        .iter()
+        .map(|e| e.evaluate(batch)?.into_array(batch.num_rows()))
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &options,
+    )?)
+}

@@ -1,0 +1,264 @@
+//! Window queries: SQL files in the ksqlDB dialect, planned once with DataFusion and run
+//! pane by pane.
+
+mod compile;
+mod panes;
+mod rewrite;
+mod window_clause;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{RecordBatch, UInt32Array};
+use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::MemTable;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+
+pub use compile::CompiledQuery;
+pub use panes::{PaneStore, event_times};
+pub use window_clause::{WindowClause, WindowClauseError, split_window_clause};
+
+use crate::processor::table::{self, TABLE_NAME};
+use crate::processor::window::{Millis, WindowBounds, WindowSpec};
+
+/// A query that cannot be used, with where it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}{}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct QueryError {
+    /// The file (or `<inline>`).
+    pub source_name: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// A planned window query.
+pub struct QueryDefinition {
+    /// Name (the file stem): the `query` field of every result.
+    pub name: String,
+    /// The window and the query's own grace, if any.
+    pub window: WindowClause,
+    /// The plan, split for pane-wise evaluation.
+    pub compiled: CompiledQuery,
+}
+
+impl QueryDefinition {
+    /// Parses and plans `sql`; `source_name` names it in errors.
+    pub async fn compile(name: &str, source_name: &str, sql: &str) -> Result<Self, QueryError> {
+        let error = |line: Option<usize>, reason: String| QueryError {
+            source_name: source_name.to_owned(),
+            line,
+            reason,
+        };
+        let (rest, window) = split_window_clause(sql).map_err(|e| error(Some(e.line), e.reason))?;
+        let mut statements =
+            DFParser::parse_sql_with_dialect(&rest, &GenericDialect {}).map_err(|e| {
+                let text = e.to_string();
+                error(line_in_message(&text), text)
+            })?;
+        if statements.len() != 1 {
+            return Err(error(
+                None,
+                format!("expected one statement, found {}", statements.len()),
+            ));
+        }
+        let DFStatement::Statement(mut statement) = statements.pop_front().expect("one") else {
+            return Err(error(None, "expected a SELECT statement".into()));
+        };
+        rewrite::rewrite_statement(&mut statement).map_err(|reason| error(None, reason))?;
+        let context = SessionContext::new();
+        let empty = MemTable::try_new(table::schema(), vec![vec![]])
+            .map_err(|e| error(None, e.to_string()))?;
+        context
+            .register_table(TABLE_NAME, Arc::new(empty))
+            .map_err(|e| error(None, e.to_string()))?;
+        let state = context.state();
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(statement))
+            .await
+            .map_err(|e| error(None, e.strip_backtrace()))?;
+        let plan = state
+            .analyzer()
+            .execute_and_check(plan, state.config_options(), |_, _| {})
+            .map_err(|e| error(None, e.strip_backtrace()))?;
+        let compiled = CompiledQuery::new(&plan, state.execution_props())
+            .map_err(|e| error(None, e.strip_backtrace()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            window,
+            compiled,
+        })
+    }
+
+    /// Plans every `*.sql` file in `dir`, sorted by name; the first bad file stops it.
+    pub async fn load_dir(dir: &Path) -> Result<Vec<Arc<Self>>, QueryError> {
+        let read_error = |path: &Path, err: std::io::Error| QueryError {
+            source_name: path.display().to_string(),
+            line: None,
+            reason: err.to_string(),
+        };
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| read_error(dir, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
+            .collect();
+        paths.sort();
+        let mut queries = Vec::with_capacity(paths.len());
+        for path in paths {
+            let sql = std::fs::read_to_string(&path).map_err(|e| read_error(&path, e))?;
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let query = Self::compile(&name, &path.display().to_string(), &sql).await?;
+            queries.push(Arc::new(query));
+        }
+        if queries.is_empty() {
+            return Err(QueryError {
+                source_name: dir.display().to_string(),
+                line: None,
+                reason: "no .sql files: the processor needs at least one window query".into(),
+            });
+        }
+        Ok(queries)
+    }
+
+    /// The window sizes.
+    pub fn spec(&self) -> WindowSpec {
+        self.window.spec
+    }
+
+    /// The result schema.
+    pub fn output_schema(&self) -> SchemaRef {
+        Arc::clone(&self.compiled.output)
+    }
+}
+
+/// DataFusion/sqlparser messages carry "Line: n, Column: m".
+fn line_in_message(message: &str) -> Option<usize> {
+    let at = message.find("Line: ")? + "Line: ".len();
+    let digits: String = message[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// One query's open windows.
+pub struct WindowedQuery {
+    definition: Arc<QueryDefinition>,
+    store: PaneStore,
+    /// Windows ending at or before this are closed.
+    closed_through: Millis,
+    /// The earliest window start not yet closed.
+    next_start: Millis,
+}
+
+/// A closed window's result rows.
+pub struct WindowResult {
+    /// The window.
+    pub window: WindowBounds,
+    /// The query's rows for it.
+    pub rows: RecordBatch,
+}
+
+impl WindowedQuery {
+    /// Starts with nothing open.
+    pub fn new(definition: Arc<QueryDefinition>) -> datafusion::error::Result<Self> {
+        let store = PaneStore::new(&definition.compiled, definition.spec())?;
+        Ok(Self {
+            definition,
+            store,
+            closed_through: Millis::MIN,
+            next_start: Millis::MIN,
+        })
+    }
+
+    /// The query.
+    pub fn definition(&self) -> &Arc<QueryDefinition> {
+        &self.definition
+    }
+
+    /// Whether an event at `time` would fall in a window already closed.
+    pub fn is_late(&self, time: Millis) -> bool {
+        self.definition.spec().first_window(time).end <= self.closed_through
+    }
+
+    /// Open panes and (pane, group) states.
+    pub fn open_state(&self) -> (usize, usize) {
+        (self.store.pane_count(), self.store.group_count())
+    }
+
+    /// Adds table rows that are not late (see [`Self::is_late`]).
+    pub fn add(&mut self, batch: &RecordBatch) -> datafusion::error::Result<()> {
+        let Some(times) = event_times(batch) else {
+            return Err(datafusion::error::DataFusionError::Internal(
+                "batch without a timestamp column".into(),
+            ));
+        };
+        let spec = self.definition.spec();
+        let first = spec.pane_start(times[0]);
+        if times.iter().all(|&t| spec.pane_start(t) == first) {
+            let rows = self.definition.compiled.apply_row_steps(batch.clone())?;
+            return self.store.update(&self.definition.compiled, first, &rows);
+        }
+        let mut by_pane: std::collections::BTreeMap<Millis, Vec<u32>> = Default::default();
+        for (index, &time) in times.iter().enumerate() {
+            by_pane
+                .entry(spec.pane_start(time))
+                .or_default()
+                .push(index as u32);
+        }
+        for (pane, indices) in by_pane {
+            let part = take_record_batch(batch, &UInt32Array::from(indices))?;
+            let rows = self.definition.compiled.apply_row_steps(part)?;
+            self.store.update(&self.definition.compiled, pane, &rows)?;
+        }
+        Ok(())
+    }
+
+    /// Closes every window ending at or before `bound`, earliest first; windows without
+    /// events produce nothing.
+    pub fn close_through(&mut self, bound: Millis) -> datafusion::error::Result<Vec<WindowResult>> {
+        if bound <= self.closed_through {
+            return Ok(Vec::new());
+        }
+        let spec = self.definition.spec();
+        let mut results = Vec::new();
+        if let (Some(first_pane), Some(last_pane)) =
+            (self.store.first_pane(), self.store.last_pane())
+        {
+            let mut start = self.next_start.max(spec.first_window(first_pane).start);
+            while start <= last_pane {
+                let window = spec.window_at(start);
+                if window.end > bound {
+                    break;
+                }
+                if self.store.has_data_in(window) {
+                    let rows = self.store.evaluate(&self.definition.compiled, window)?;
+                    if rows.num_rows() > 0 {
+                        results.push(WindowResult { window, rows });
+                    }
+                }
+                start += spec.advance;
+            }
+            self.next_start = self.next_start.max(start);
+        }
+        // Every window ending by `bound` is closed, with or without events.
+        let open_from = (bound - spec.size).div_euclid(spec.advance) * spec.advance + spec.advance;
+        self.next_start = self.next_start.max(open_from);
+        self.closed_through = bound;
+        self.store.evict_before(self.next_start);
+        Ok(results)
+    }
+
+    /// The query's own grace period, if its window clause sets one.
+    pub fn grace(&self) -> Option<Duration> {
+        self.definition.window.grace
+    }
+}

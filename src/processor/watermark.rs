@@ -1,0 +1,111 @@
+//! Event-time progress: per-partition maximum event time, the watermark as the lowest of
+//! them minus the allowed out-of-orderness, idle partitions left out, and wall-clock progress
+//! once every partition is idle.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::processor::window::Millis;
+
+#[derive(Debug, Clone, Copy)]
+struct PartitionProgress {
+    max_event_time: Millis,
+    last_seen: Instant,
+}
+
+/// The watermark of one consumer's assigned partitions.
+#[derive(Debug)]
+pub struct WatermarkTracker {
+    out_of_orderness: Millis,
+    idle_after: Duration,
+    partitions: HashMap<i32, PartitionProgress>,
+    watermark: Millis,
+}
+
+impl WatermarkTracker {
+    /// A tracker that waits `out_of_orderness` behind the slowest partition and ignores a
+    /// partition quiet for `idle_after`.
+    pub fn new(out_of_orderness: Duration, idle_after: Duration) -> Self {
+        Self {
+            out_of_orderness: out_of_orderness.as_millis() as Millis,
+            idle_after,
+            partitions: HashMap::new(),
+            watermark: Millis::MIN,
+        }
+    }
+
+    /// Notes an event of `partition` at `event_time`, seen at `now`.
+    pub fn observe(&mut self, partition: i32, event_time: Millis, now: Instant) {
+        let progress = self
+            .partitions
+            .entry(partition)
+            .or_insert(PartitionProgress {
+                max_event_time: event_time,
+                last_seen: now,
+            });
+        progress.max_event_time = progress.max_event_time.max(event_time);
+        progress.last_seen = now;
+    }
+
+    /// Forgets a partition (revoked in a rebalance).
+    pub fn remove(&mut self, partition: i32) {
+        self.partitions.remove(&partition);
+    }
+
+    /// Recomputes the watermark at `now` (wall clock `wall_now_ms`) and returns it. It never
+    /// goes back.
+    pub fn advance(&mut self, now: Instant, wall_now_ms: Millis) -> Millis {
+        let active = self
+            .partitions
+            .values()
+            .filter(|p| now.duration_since(p.last_seen) < self.idle_after)
+            .map(|p| p.max_event_time)
+            .min();
+        let candidate = match active {
+            Some(slowest) => slowest.saturating_sub(self.out_of_orderness),
+            // All quiet: event time moves on with the clock, so the last windows of a quiet
+            // period close without waiting for the next event.
+            None if !self.partitions.is_empty() => {
+                wall_now_ms.saturating_sub(self.out_of_orderness)
+            }
+            None => Millis::MIN,
+        };
+        self.watermark = self.watermark.max(candidate);
+        self.watermark
+    }
+
+    /// The current watermark.
+    pub fn watermark(&self) -> Millis {
+        self.watermark
+    }
+
+    /// Largest event time seen on any partition.
+    pub fn max_event_time(&self) -> Option<Millis> {
+        self.partitions.values().map(|p| p.max_event_time).max()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slowest_partition_holds_the_watermark_until_idle() {
+        let start = Instant::now();
+        let mut tracker = WatermarkTracker::new(Duration::from_millis(100), Duration::from_secs(5));
+        tracker.observe(0, 10_000, start);
+        tracker.observe(1, 2_000, start);
+        assert_eq!(tracker.advance(start, 0), 1_900);
+        tracker.observe(0, 12_000, start + Duration::from_secs(6));
+        // Partition 1 has been quiet for 6 s: no longer holds the watermark back.
+        assert_eq!(tracker.advance(start + Duration::from_secs(6), 0), 11_900);
+        // Never goes back.
+        tracker.observe(1, 3_000, start + Duration::from_secs(6));
+        assert_eq!(tracker.advance(start + Duration::from_secs(6), 0), 11_900);
+        // Everything quiet: the wall clock drives it.
+        assert_eq!(
+            tracker.advance(start + Duration::from_secs(20), 50_000),
+            49_900
+        );
+    }
+}

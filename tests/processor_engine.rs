@@ -1,0 +1,394 @@
+//! The window engine against values computed independently by plain loops over the same
+//! out-of-order events: counts exact, averages to 1e-9, p95 within the sketch's error.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
+
+use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
+use feedback_pipeline::processor::engine::{ClosedWindow, EngineSettings, WindowEngine};
+use feedback_pipeline::processor::query::QueryDefinition;
+
+const MINUTE: i64 = 60_000;
+const BASE: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+/// xorshift: deterministic data without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct Generated {
+    /// (partition, offset, event), per partition in offset order.
+    partitions: Vec<Vec<(i64, OutcomeEvent)>>,
+}
+
+fn generate(events: usize, agents: usize, partitions: usize, span_ms: i64) -> Generated {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut per_partition: Vec<Vec<OutcomeEvent>> = vec![Vec::new(); partitions];
+    for n in 0..events {
+        let agent = rng.below(agents as u64) as usize;
+        // Mostly increasing time with up to 20 s of disorder.
+        let time = BASE + (n as i64 * span_ms) / events as i64 - rng.below(20_000) as i64;
+        let status = match rng.below(10) {
+            0 | 1 => OutcomeStatus::Failure,
+            2 => OutcomeStatus::Timeout,
+            _ => OutcomeStatus::Success,
+        };
+        let latency = 10.0 + rng.below(5_000) as f64 + (rng.below(1000) as f64) / 1000.0;
+        let mut event = OutcomeEvent::builder(format!("agent_{agent}"), "act")
+            .agent_type(if agent.is_multiple_of(2) {
+                "reasoning"
+            } else {
+                "retrieval"
+            })
+            .status(status)
+            .tokens(rng.below(500), rng.below(200))
+            .build()
+            .unwrap();
+        event.timestamp = Utc.timestamp_millis_opt(time).unwrap();
+        event.latency_ms = latency;
+        event.duration_ms = latency;
+        per_partition[agent % partitions].push(event);
+    }
+    Generated {
+        partitions: per_partition
+            .into_iter()
+            .map(|events| {
+                events
+                    .into_iter()
+                    .enumerate()
+                    .map(|(offset, e)| (offset as i64, e))
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+async fn engine(queries: &[(&str, &str)]) -> WindowEngine {
+    let mut definitions = Vec::new();
+    for (name, sql) in queries {
+        definitions.push(Arc::new(
+            QueryDefinition::compile(name, name, sql).await.unwrap(),
+        ));
+    }
+    WindowEngine::new(
+        &definitions,
+        EngineSettings {
+            out_of_orderness: Duration::from_secs(30),
+            grace: Duration::ZERO,
+            idle_after: Duration::from_secs(3600),
+        },
+    )
+    .unwrap()
+}
+
+/// Feeds every partition in interleaved chunks, closing windows as it goes, then closes all.
+fn run(engine: &mut WindowEngine, data: &Generated) -> Vec<ClosedWindow> {
+    let now = Instant::now();
+    let mut closed = Vec::new();
+    let mut cursors = vec![0usize; data.partitions.len()];
+    let chunk = 97;
+    loop {
+        let mut progressed = false;
+        for (partition, events) in data.partitions.iter().enumerate() {
+            let from = cursors[partition];
+            if from >= events.len() {
+                continue;
+            }
+            let to = (from + chunk).min(events.len());
+            let late = engine
+                .ingest(partition as i32, &events[from..to], now)
+                .unwrap();
+            assert!(
+                late.is_empty(),
+                "no event is later than the allowed disorder"
+            );
+            cursors[partition] = to;
+            progressed = true;
+        }
+        closed.extend(engine.advance(now, 0).unwrap());
+        if !progressed {
+            break;
+        }
+    }
+    // Every partition quiet: the wall clock (far ahead) closes the rest.
+    closed.extend(
+        engine
+            .advance(
+                now + Duration::from_secs(7200),
+                BASE + 365 * 24 * 60 * MINUTE,
+            )
+            .unwrap(),
+    );
+    closed
+}
+
+fn all_events(data: &Generated) -> Vec<&OutcomeEvent> {
+    data.partitions.iter().flatten().map(|(_, e)| e).collect()
+}
+
+fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
+    let array = batch.column_by_name(column).unwrap();
+    let array =
+        datafusion::arrow::compute::cast(array, &datafusion::arrow::datatypes::DataType::Utf8)
+            .unwrap();
+    array
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.unwrap_or("").to_owned())
+        .collect()
+}
+
+fn floats(batch: &RecordBatch, column: &str) -> Vec<f64> {
+    let array = batch.column_by_name(column).unwrap();
+    let array =
+        datafusion::arrow::compute::cast(array, &datafusion::arrow::datatypes::DataType::Float64)
+            .unwrap();
+    array.as_primitive::<Float64Type>().values().to_vec()
+}
+
+#[tokio::test]
+async fn tumbling_per_agent_aggregates_match_a_plain_loop() {
+    let data = generate(20_000, 8, 4, 30 * MINUTE);
+    let mut engine = engine(&[(
+        "per_agent",
+        "SELECT agent_name, COUNT(*) AS executions, AVG(latency_ms) AS avg_latency, \
+                COUNT_IF(status = 'failure') / COUNT(*) AS error_rate, \
+                SUM(tokens_used) AS tokens, \
+                approx_percentile_cont(latency_ms, 0.95) AS p95_latency \
+         FROM agent_outcomes WINDOW TUMBLING (SIZE 5 MINUTES) GROUP BY agent_name",
+    )])
+    .await;
+    let closed = run(&mut engine, &data);
+
+    // Expected: (window start, agent) -> latencies, failures, tokens.
+    let mut expected: BTreeMap<(i64, String), (Vec<f64>, u64, u64)> = BTreeMap::new();
+    for event in all_events(&data) {
+        let start = event.timestamp.timestamp_millis().div_euclid(5 * MINUTE) * 5 * MINUTE;
+        let entry = expected
+            .entry((start, event.agent_name.clone()))
+            .or_default();
+        entry.0.push(event.latency_ms);
+        entry.1 += u64::from(event.status == OutcomeStatus::Failure);
+        entry.2 += event.tokens_used.unwrap_or(0);
+    }
+    let mut seen = 0;
+    for window in &closed {
+        let rows = &window.result.rows;
+        let agents = strings(rows, "agent_name");
+        let counts = rows
+            .column_by_name("executions")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
+        let averages = floats(rows, "avg_latency");
+        let error_rates = floats(rows, "error_rate");
+        let tokens = floats(rows, "tokens");
+        let p95 = floats(rows, "p95_latency");
+        for row in 0..rows.num_rows() {
+            let key = (window.result.window.start, agents[row].clone());
+            let (latencies, failures, token_sum) = expected
+                .get(&key)
+                .unwrap_or_else(|| panic!("unexpected window {key:?}"));
+            let n = latencies.len();
+            assert_eq!(counts[row] as usize, n, "{key:?} count");
+            let mean = latencies.iter().sum::<f64>() / n as f64;
+            assert!(
+                (averages[row] - mean).abs() < 1e-9,
+                "{key:?} avg {} vs {mean}",
+                averages[row]
+            );
+            let rate = *failures as f64 / n as f64;
+            assert!(
+                (error_rates[row] - rate).abs() < 1e-12,
+                "{key:?} rate {} vs {rate}",
+                error_rates[row]
+            );
+            assert_eq!(tokens[row] as u64, *token_sum, "{key:?} tokens");
+            // The t-digest interpolates between samples: its estimate lies between the
+            // samples at the 93rd and 97th percentile ranks (floor and ceiling).
+            let mut sorted = latencies.clone();
+            sorted.sort_by(f64::total_cmp);
+            let (low, high) = (
+                sorted[(0.93 * (n - 1) as f64).floor() as usize],
+                sorted[((0.97 * (n - 1) as f64).ceil() as usize).min(n - 1)],
+            );
+            assert!(
+                p95[row] >= low && p95[row] <= high,
+                "{key:?} p95 {} outside [{low}, {high}] of {n} samples",
+                p95[row]
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(
+        seen,
+        expected.len(),
+        "every (window, agent) emitted exactly once"
+    );
+}
+
+#[tokio::test]
+async fn the_briefs_queries_run_verbatim_over_hopping_windows() {
+    let data = generate(12_000, 5, 3, 3 * 60 * MINUTE);
+    let brief_avg = std::fs::read_to_string("sql/avg_latency_by_agent.sql").unwrap();
+    let brief_rate = std::fs::read_to_string("sql/error_rate_by_hour.sql").unwrap();
+    let mut engine = engine(&[
+        ("avg_latency_by_agent", &brief_avg),
+        ("error_rate_by_hour", &brief_rate),
+        (
+            "hopping",
+            "SELECT WINDOWSTART AS window_from, WINDOWEND AS window_to, COUNT(*) AS n \
+             FROM agent_outcomes WINDOW HOPPING (SIZE 1 HOUR, ADVANCE BY 15 MINUTES) \
+             GROUP BY WINDOWSTART, WINDOWEND",
+        ),
+    ])
+    .await;
+    let closed = run(&mut engine, &data);
+    let events = all_events(&data);
+
+    let by_query = |name: &'static str| closed.iter().filter(move |c| c.query.name == name);
+    // Error rate by hour: a ratio, not integer division.
+    let mut rates = 0;
+    for window in by_query("error_rate_by_hour") {
+        let rows = &window.result.rows;
+        assert_eq!(rows.num_rows(), 1);
+        let start = window.result.window.start;
+        let in_hour: Vec<_> = events
+            .iter()
+            .filter(|e| (start..start + 60 * MINUTE).contains(&e.timestamp.timestamp_millis()))
+            .collect();
+        let failures = in_hour
+            .iter()
+            .filter(|e| e.status == OutcomeStatus::Failure)
+            .count();
+        let expected = failures as f64 / in_hour.len() as f64;
+        let got = floats(rows, "error_rate")[0];
+        assert!(
+            (got - expected).abs() < 1e-12,
+            "hour {start}: {got} vs {expected}"
+        );
+        assert!(got > 0.0 && got < 1.0);
+        let hour = rows
+            .column_by_name("hour")
+            .unwrap()
+            .as_primitive::<TimestampMillisecondType>()
+            .value(0);
+        assert_eq!(hour, start, "WINDOWSTART is the window's start");
+        rates += 1;
+    }
+    assert!(rates >= 3, "three hours and a bit of data: {rates} windows");
+    assert!(by_query("avg_latency_by_agent").count() >= 36 - 1);
+
+    // Hopping: each window counts the events in [start, start + 1 h).
+    let mut hops = 0;
+    for window in by_query("hopping") {
+        let (start, end) = (window.result.window.start, window.result.window.end);
+        assert_eq!(end - start, 60 * MINUTE);
+        let expected = events
+            .iter()
+            .filter(|e| (start..end).contains(&e.timestamp.timestamp_millis()))
+            .count();
+        let rows = &window.result.rows;
+        assert_eq!(
+            rows.column_by_name("n")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .value(0) as usize,
+            expected
+        );
+        assert_eq!(
+            rows.column_by_name("window_to")
+                .unwrap()
+                .as_primitive::<TimestampMillisecondType>()
+                .value(0),
+            end
+        );
+        hops += 1;
+    }
+    // 3 h of data (plus disorder) in 1 h windows every 15 min: 12 full-span windows and the edges.
+    assert!(hops >= 12, "{hops} hopping windows");
+}
+
+#[tokio::test]
+async fn late_events_are_reported_and_not_merged() {
+    let data = generate(2_000, 2, 1, 20 * MINUTE);
+    let mut engine = engine(&[(
+        "count",
+        "SELECT agent_name, COUNT(*) AS n FROM agent_outcomes WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY agent_name",
+    )])
+    .await;
+    let closed = run(&mut engine, &data);
+    let total: i64 = closed
+        .iter()
+        .map(|c| {
+            c.result
+                .rows
+                .column_by_name("n")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .values()
+                .iter()
+                .sum::<i64>()
+        })
+        .sum();
+    assert_eq!(total, 2_000);
+    let mut late = data.partitions[0][0].1.clone();
+    late.timestamp = Utc.timestamp_millis_opt(BASE).unwrap();
+    let reported = engine.ingest(0, &[(9_999, late)], Instant::now()).unwrap();
+    assert_eq!(reported.len(), 1);
+    assert_eq!(reported[0].queries, vec!["count".to_owned()]);
+    let after = engine
+        .advance(
+            Instant::now() + Duration::from_secs(7200),
+            BASE + 400 * 24 * 60 * MINUTE,
+        )
+        .unwrap();
+    assert!(
+        after.is_empty(),
+        "a late event never re-opens or re-emits a window"
+    );
+}
+
+#[tokio::test]
+async fn broken_sql_is_rejected_with_file_line_and_reason() {
+    let err = QueryDefinition::compile("bad", "sql/bad.sql", "SELECT agent_name,\n  AVG(latency_ms\nFROM agent_outcomes\nWINDOW TUMBLING (SIZE 1 MINUTE)\nGROUP BY agent_name")
+        .await
+        .err()
+        .unwrap();
+    let text = err.to_string();
+    assert!(text.starts_with("sql/bad.sql"), "{text}");
+    assert!(err.line.is_some(), "{text}");
+    let err = QueryDefinition::compile(
+        "bad",
+        "sql/bad.sql",
+        "SELECT nope FROM agent_outcomes WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY nope",
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("nope"), "{err}");
+    let err = QueryDefinition::compile(
+        "bad",
+        "sql/bad.sql",
+        "SELECT 1\nFROM agent_outcomes\nWINDOW TUMBLING (SIZE 1 WEEKS)",
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(err.line, Some(3), "{err}");
+}
