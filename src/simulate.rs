@@ -94,3 +94,69 @@ impl Fleet {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+/// How much faster than their typical latency simulated agents run under the dispatcher,
+/// so a demo shows slow agents without waiting seconds per call.
+pub const DISPATCH_SPEEDUP: f64 = 10.0;
+
+/// A simulated agent run through [`crate::producer::ActionDispatcher`]: it sleeps for a scaled
+/// share of its latency, reports LLM usage and fails at its failure rate. The input's `n`
+/// picks the jitter and the outcome, so runs are repeatable.
+#[async_trait::async_trait]
+impl crate::producer::Agent for SimulatedAgent {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn agent_type(&self) -> &str {
+        &self.agent_type
+    }
+
+    async fn execute(
+        &self,
+        input: &serde_json::Value,
+        context: &crate::producer::ActionContext,
+    ) -> Result<serde_json::Value, crate::producer::AgentError> {
+        let n = input["n"].as_u64().unwrap_or(0);
+        let latency_ms = self.base_latency_ms * (0.5 + unit(n, 1)) / DISPATCH_SPEEDUP;
+        tokio::time::sleep(std::time::Duration::from_secs_f64(latency_ms / 1000.0)).await;
+        let input_tokens = 50 + (unit(n, 2) * 400.0) as u64;
+        let output_tokens = 20 + (unit(n, 3) * 200.0) as u64;
+        context.report_usage(crate::producer::LlmUsage {
+            model: Some("gpt-4o-mini".into()),
+            provider: Some("openai".into()),
+            input_tokens: Some(input_tokens),
+            output_tokens: Some(output_tokens),
+            llm_latency_ms: Some((latency_ms * 0.8 * 10.0).round() / 10.0),
+            cost_estimate: Some((input_tokens + 4 * output_tokens) as f64 * 1.5e-7),
+            ..Default::default()
+        });
+        if unit(n, 4) < self.failure_rate {
+            return Err(crate::producer::AgentError::new(
+                "ValueError",
+                "Invalid data format",
+            ));
+        }
+        Ok(serde_json::json!({ "processed": n }))
+    }
+}
+
+impl Fleet {
+    /// The fleet's agents.
+    pub fn agents(&self) -> &[SimulatedAgent] {
+        &self.agents
+    }
+}
+
+/// A repeatable number in [0, 1) from `n` and `salt` (splitmix64).
+fn unit(n: u64, salt: u64) -> f64 {
+    let mut x = n
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(salt.wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}

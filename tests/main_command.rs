@@ -15,7 +15,16 @@ fn run_with_no_kafka_configured_uses_the_embedded_cluster() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("in-process Kafka cluster"), "{stderr}");
-    assert!(stdout.contains("30 events consumed"), "{stdout}");
+    let consumed: u64 = stdout
+        .lines()
+        .find_map(|line| {
+            line.split(" events consumed")
+                .next()
+                .filter(|_| line.contains(" events consumed"))
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no summary line: {stdout}"));
+    assert!(consumed >= 30, "{stdout}");
     assert!(
         stdout.contains("react_agent") || stdout.contains("data_processor"),
         "{stdout}"

@@ -2,7 +2,9 @@
 
 mod bench;
 mod config_cmd;
+mod query;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -22,6 +24,10 @@ enum Command {
     /// Run the pipeline (the default). With no KAFKA_BOOTSTRAP_SERVERS it starts an in-process
     /// Kafka cluster and a fleet of simulated agents.
     Run(run::RunArgs),
+    /// The processor service against KAFKA_BOOTSTRAP_SERVERS: windows, SQL, results.
+    Serve,
+    /// Run one ad-hoc window query over the outcome topic and print the windows.
+    Query(query::QueryArgs),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -48,6 +54,16 @@ pub fn execute(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let config = load_config()?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(run::run(config, args))
+        }
+        Command::Serve => {
+            let config = load_config()?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve::serve(config))
+        }
+        Command::Query(args) => {
+            let config = load_config()?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(query::query(config, args))
         }
         Command::Config(command) => config_cmd::execute(command),
         Command::Bench(command) => {

@@ -1,38 +1,36 @@
-//! `feedback-pipeline run`: simulated agents → Kafka → consumer, printing what arrives.
-//!
-//! The windowed processor replaces the consumer half here once it lands; until then this shows
-//! the event contract travelling through a real Kafka protocol end to end.
+//! `feedback-pipeline run`: the whole pipeline in one process — simulated agents through
+//! `ActionDispatcher`, Kafka (in-process when no cluster is configured), the processor — and
+//! window results printed as windows close.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use clap::Args;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message};
+use serde_json::{Map, json};
 
 use feedback_pipeline::config::Config;
-use feedback_pipeline::event::OutcomeEvent;
-use feedback_pipeline::kafka::{EmbeddedCluster, TopicSpec, ensure_topics};
+use feedback_pipeline::kafka::{EmbeddedCluster, ensure_topics};
+use feedback_pipeline::processor::service::Processor;
+use feedback_pipeline::producer::{ActionDispatcher, FeedbackPipeline, PipelineOptions};
 use feedback_pipeline::simulate::Fleet;
+
+use super::serve::{load_queries, shutdown_signal, topic_specs};
 
 /// Options of `run`.
 #[derive(Debug, Default, Args)]
 pub struct RunArgs {
-    /// Stop after this many events have been consumed back (default: run until Ctrl-C).
+    /// Stop once the processor has consumed this many events (default: run until Ctrl-C).
     #[arg(long)]
     max_events: Option<u64>,
-    /// Simulated events per second.
+    /// Simulated actions dispatched per second.
     #[arg(long, default_value_t = 20)]
     rate: u32,
 }
 
-/// Runs the simulated fleet against the configured (or embedded) cluster.
+/// Runs agents, Kafka and the processor together.
 pub async fn run(config: Config, args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let rate = args.rate.max(1);
-    let partitions = 4;
-    let topics = [TopicSpec::new(&config.topics.outcomes, partitions)];
+    let topics = topic_specs(&config);
     // Held for the whole run: dropping it stops the in-process brokers.
     let embedded = match &config.kafka.bootstrap_servers {
         Some(_) => None,
@@ -48,77 +46,80 @@ pub async fn run(config: Config, args: RunArgs) -> Result<(), Box<dyn std::error
         (None, Some(cluster)) => cluster.bootstrap_servers().to_owned(),
         (None, None) => unreachable!("an embedded cluster is started when no servers are set"),
     };
-    // The embedded cluster made its topics when it started (it does not serve CreateTopics).
     if embedded.is_none() {
         ensure_topics(
             &config.kafka.client_config(&servers),
             &topics,
-            Duration::from_secs(10),
+            Duration::from_secs(30),
         )
         .await?;
     }
+    let queries = load_queries(&config).await?;
+    let mut processor = Processor::new(&config, &servers, &queries)?;
+    let stats = processor.stats();
+    let mut results = processor.subscribe_results();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let processing = tokio::spawn(processor.run(async move {
+        let _ = stopped.await;
+    }));
 
-    let producer: FutureProducer = config.kafka.producer_config(&servers).create()?;
-    let consumer: StreamConsumer = consumer_config(&config, &servers).create()?;
-    consumer.subscribe(&[config.topics.outcomes.as_str()])?;
-
-    let topic = config.topics.outcomes.clone();
-    let publisher = tokio::spawn(async move {
-        let mut fleet = Fleet::standard(Utc::now().timestamp_millis() as u64);
+    let pipeline = Arc::new(FeedbackPipeline::new(PipelineOptions::from_config(
+        &config,
+        Some(&servers),
+    ))?);
+    let dispatcher = Arc::new(ActionDispatcher::new(Arc::clone(&pipeline)));
+    let fleet = Fleet::standard(1);
+    let agents: Vec<_> = fleet.agents().iter().cloned().map(Arc::new).collect();
+    let rate = args.rate.max(1);
+    let agents_task = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate);
-        loop {
+        for n in 0u64.. {
             ticker.tick().await;
-            let event = fleet.next_event(Utc::now());
-            let payload = event.to_json_vec().expect("simulated events are valid");
-            let record = FutureRecord::to(&topic)
-                .key(&event.agent_name)
-                .payload(&payload);
-            if let Err((err, _)) = producer.send(record, Duration::from_secs(5)).await {
-                tracing::warn!(%err, "publishing a simulated event failed");
-            }
+            let agent = Arc::clone(&agents[(n % agents.len() as u64) as usize]);
+            let dispatcher = Arc::clone(&dispatcher);
+            tokio::spawn(async move {
+                dispatcher
+                    .dispatch(
+                        agent.as_ref(),
+                        "process_task",
+                        json!({ "n": n }),
+                        Map::new(),
+                        &["simulated"],
+                    )
+                    .await
+            });
         }
     });
 
-    let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
-    let mut consumed = 0u64;
-    let mut report = tokio::time::interval(Duration::from_secs(5));
-    report.tick().await;
+    let mut check = tokio::time::interval(Duration::from_millis(100));
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = report.tick() => print_counts(&counts, consumed),
-            message = consumer.recv() => {
-                let message = message?;
-                match OutcomeEvent::from_json_slice(message.payload().unwrap_or_default()) {
-                    Ok(event) => {
-                        *counts.entry((event.agent_name, event.status.to_string())).or_default() += 1;
-                    }
-                    Err(err) => tracing::warn!(%err, offset = message.offset(), "rejected event"),
-                }
-                consumed += 1;
-                if args.max_events.is_some_and(|max| consumed >= max) {
+            _ = &mut shutdown => break,
+            Some(record) = results.recv() => println!("{} {}", record.key, record.value),
+            _ = check.tick() => {
+                if args.max_events.is_some_and(|max| stats.snapshot().consumed >= max) {
                     break;
                 }
             }
         }
     }
-    publisher.abort();
-    print_counts(&counts, consumed);
-    Ok(())
-}
-
-fn consumer_config(config: &Config, servers: &str) -> ClientConfig {
-    let mut client = config.kafka.client_config(servers);
-    client
-        .set("group.id", &config.kafka.consumer_group)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
-    client
-}
-
-fn print_counts(counts: &BTreeMap<(String, String), u64>, consumed: u64) {
-    println!("{consumed} events consumed");
-    for ((agent, status), count) in counts {
-        println!("  {agent:<18} {status:<10} {count:>8}");
+    agents_task.abort();
+    let _ = stop.send(());
+    processing.await??;
+    pipeline.shutdown(Duration::from_secs(5));
+    let snapshot = stats.snapshot();
+    println!(
+        "{} events consumed, {} windows emitted, dead letters {:?}",
+        snapshot.consumed, snapshot.windows_emitted, snapshot.dead_letters
+    );
+    let mut per_agent: BTreeMap<String, u64> = BTreeMap::new();
+    for event in pipeline.get_recent_events(usize::MAX, None, None) {
+        *per_agent.entry(event.agent_name.clone()).or_default() += 1;
     }
+    for (agent, count) in per_agent {
+        println!("  {agent:<18} {count:>8} recent events");
+    }
+    Ok(())
 }

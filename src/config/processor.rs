@@ -9,8 +9,6 @@ use super::parse::VarSource;
 /// Processor settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessorSettings {
-    /// Consumer group of the processor instances.
-    pub group_id: String,
     /// Directory of the window queries.
     pub sql_dir: PathBuf,
     /// How far behind the slowest partition's newest event the watermark stays.
@@ -33,7 +31,6 @@ impl ProcessorSettings {
             Ok(Duration::from_millis(source.number(name, min, max)?))
         };
         Ok(Self {
-            group_id: source.get_or_default("PROCESSOR_GROUP_ID").to_owned(),
             sql_dir: PathBuf::from(source.get_or_default("PROCESSOR_SQL_DIR")),
             out_of_orderness: millis("WINDOW_OUT_OF_ORDER_MS", 0, 86_400_000)?,
             grace: millis("WINDOW_GRACE_MS", 0, 86_400_000)?,

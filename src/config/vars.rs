@@ -162,11 +162,6 @@ pub const VARIABLES: &[EnvVar] = &[
         "How long dropping a pipeline without shutdown waits for deliveries before spooling the rest, in ms.",
     ),
     var(
-        "PROCESSOR_GROUP_ID",
-        "feedback-pipeline-processor",
-        "Consumer group of the processor; instances in one group share the partitions.",
-    ),
-    var(
         "PROCESSOR_SQL_DIR",
         "sql",
         "Directory of the window queries (*.sql, ksqlDB window clause over DataFusion SQL).",

@@ -49,6 +49,20 @@ pub struct WindowEngine {
     queries: Vec<(WindowedQuery, Millis)>,
     watermark: WatermarkTracker,
     offsets: OffsetTracker,
+    /// Per partition: offsets below this were read before a restart.
+    replay_until: HashMap<i32, i64>,
+}
+
+/// Progress stored with a partition's committed offset (as JSON commit metadata), so a
+/// restarted or newly assigned instance neither loses nor double-counts a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionCheckpoint {
+    /// Next offset after everything read when the commit was made.
+    #[serde(rename = "r")]
+    pub read_through: i64,
+    /// Per query: windows ending at or before this had been emitted.
+    #[serde(rename = "c")]
+    pub closed: HashMap<String, Millis>,
 }
 
 impl WindowEngine {
@@ -66,11 +80,16 @@ impl WindowEngine {
             queries,
             watermark: WatermarkTracker::new(settings.out_of_orderness, settings.idle_after),
             offsets: OffsetTracker::default(),
+            replay_until: HashMap::new(),
         })
     }
 
     /// Adds consumed events of `partition` (`(offset, event)`, in offset order); returns those
     /// that were late for at least one query.
+    ///
+    /// After [`Self::restore`], events below the restored read position are replays: those
+    /// whose windows were all emitted before the restart are skipped, the rest count only in
+    /// windows still open; neither is late.
     pub fn ingest(
         &mut self,
         partition: i32,
@@ -84,22 +103,36 @@ impl WindowEngine {
             .iter()
             .map(|(_, e)| e.timestamp.timestamp_millis())
             .collect();
+        let replay_until = self
+            .replay_until
+            .get(&partition)
+            .copied()
+            .unwrap_or(i64::MIN);
         let batch = table::to_record_batch(events.iter().map(|(_, e)| e))?;
         let mut late: HashMap<usize, Vec<String>> = HashMap::new();
         for (query, _) in &mut self.queries {
-            let on_time: Vec<bool> = times.iter().map(|&t| !query.is_late(t)).collect();
-            if on_time.iter().all(|&keep| keep) {
-                query.add(&batch)?;
-                continue;
+            let mut keep = Vec::with_capacity(events.len());
+            for (index, (&(offset, _), &time)) in events.iter().zip(&times).enumerate() {
+                let replayed = offset < replay_until;
+                let accepted = if !query.is_late(partition, time) {
+                    true
+                } else if replayed {
+                    !query.is_fully_closed(partition, time)
+                } else {
+                    late.entry(index)
+                        .or_default()
+                        .push(query.definition().name.clone());
+                    false
+                };
+                keep.push(accepted);
             }
-            for (index, _) in on_time.iter().enumerate().filter(|(_, keep)| !**keep) {
-                late.entry(index)
-                    .or_default()
-                    .push(query.definition().name.clone());
-            }
-            let kept = filter_record_batch(&batch, &BooleanArray::from(on_time))?;
-            if kept.num_rows() > 0 {
-                query.add(&kept)?;
+            if keep.iter().all(|&k| k) {
+                query.add(partition, &batch)?;
+            } else {
+                let kept = filter_record_batch(&batch, &BooleanArray::from(keep))?;
+                if kept.num_rows() > 0 {
+                    query.add(partition, &kept)?;
+                }
             }
         }
         for (&(offset, _), &time) in events.iter().zip(&times) {
@@ -113,6 +146,33 @@ impl WindowEngine {
             .collect();
         late.sort_by_key(|l| l.index);
         Ok(late)
+    }
+
+    /// Restores a partition's progress from its committed [`PartitionCheckpoint`].
+    pub fn restore(&mut self, partition: i32, checkpoint: &PartitionCheckpoint) {
+        self.replay_until.insert(partition, checkpoint.read_through);
+        for (query, _) in &mut self.queries {
+            if let Some(&closed) = checkpoint.closed.get(&query.definition().name) {
+                query.restore(partition, closed);
+            }
+        }
+    }
+
+    /// What to store with `partition`'s committed offset.
+    pub fn checkpoint(&self, partition: i32, read_through: i64) -> PartitionCheckpoint {
+        PartitionCheckpoint {
+            read_through: read_through.max(
+                self.replay_until
+                    .get(&partition)
+                    .copied()
+                    .unwrap_or(i64::MIN),
+            ),
+            closed: self
+                .queries
+                .iter()
+                .map(|(q, _)| (q.definition().name.clone(), q.closed_for(partition)))
+                .collect(),
+        }
     }
 
     /// The watermark at which every window holding an event at `time` has closed.
@@ -167,9 +227,25 @@ impl WindowEngine {
             .fold((0, 0), |(p, g), (qp, qg)| (p + qp, g + qg))
     }
 
-    /// Forgets a revoked partition's progress.
+    /// Notes partitions assigned at `now` (they hold the watermark until they deliver).
+    pub fn assign(&mut self, partitions: &[i32], now: Instant) {
+        for &partition in partitions {
+            self.watermark.assign(partition, now);
+        }
+    }
+
+    /// Forgets a revoked partition: its state, progress and pending offsets.
     pub fn revoke(&mut self, partition: i32) {
         self.watermark.remove(partition);
         self.offsets.remove(partition);
+        self.replay_until.remove(&partition);
+        for (query, _) in &mut self.queries {
+            query.revoke(partition);
+        }
+    }
+
+    /// The next offset to read of each partition seen.
+    pub fn read_positions(&self) -> HashMap<i32, i64> {
+        self.offsets.read_positions()
     }
 }

@@ -25,7 +25,7 @@ impl OffsetTracker {
     /// (`Millis::MIN` for one handled at once, e.g. sent to the dead-letter topic).
     pub fn record(&mut self, partition: i32, offset: i64, release: Millis) {
         let state = self.partitions.entry(partition).or_default();
-        state.next_offset = Some(offset + 1);
+        state.next_offset = Some(state.next_offset.unwrap_or(0).max(offset + 1));
         if state.pending.back().is_none_or(|&(_, last)| release > last) && release > Millis::MIN {
             state.pending.push_back((offset, release));
         }
@@ -51,6 +51,14 @@ impl OffsetTracker {
             }
         }
         positions
+    }
+
+    /// The next offset to read, per partition seen.
+    pub fn read_positions(&self) -> HashMap<i32, i64> {
+        self.partitions
+            .iter()
+            .filter_map(|(&p, state)| state.next_offset.map(|o| (p, o)))
+            .collect()
     }
 
     /// Forgets a partition (revoked).

@@ -47,6 +47,18 @@ impl WatermarkTracker {
         progress.last_seen = now;
     }
 
+    /// Notes a newly assigned partition: until it delivers an event or goes idle it holds the
+    /// watermark back, so its backlog is not late just because another partition was read
+    /// first.
+    pub fn assign(&mut self, partition: i32, now: Instant) {
+        self.partitions
+            .entry(partition)
+            .or_insert(PartitionProgress {
+                max_event_time: Millis::MIN,
+                last_seen: now,
+            });
+    }
+
     /// Forgets a partition (revoked in a rebalance).
     pub fn remove(&mut self, partition: i32) {
         self.partitions.remove(&partition);
@@ -81,7 +93,11 @@ impl WatermarkTracker {
 
     /// Largest event time seen on any partition.
     pub fn max_event_time(&self) -> Option<Millis> {
-        self.partitions.values().map(|p| p.max_event_time).max()
+        self.partitions
+            .values()
+            .map(|p| p.max_event_time)
+            .filter(|&t| t > Millis::MIN)
+            .max()
     }
 }
 

@@ -48,3 +48,61 @@ pub async fn read_events(
     }
     (events, messages)
 }
+
+/// One message read back: key, payload and headers.
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    /// The key.
+    pub key: Option<Vec<u8>>,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// Headers as text.
+    pub headers: HashMap<String, String>,
+}
+
+/// Consumes `topic` from the beginning until `expected` messages were read or `timeout` passed.
+pub async fn read_raw(
+    servers: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<RawMessage> {
+    use rdkafka::message::Headers;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("group.id", format!("raw-{}", uuid::Uuid::new_v4().simple()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + timeout;
+    let mut messages = Vec::new();
+    while messages.len() < expected && Instant::now() < deadline {
+        let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
+        else {
+            continue;
+        };
+        let message = message.expect("consumer error");
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        messages.push(RawMessage {
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
+    }
+    messages
+}

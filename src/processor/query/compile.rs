@@ -12,7 +12,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{DFSchema, DataFusionError, Result};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 
@@ -84,12 +86,26 @@ fn uses_window(expr: &Expr) -> (bool, bool) {
     (window > 0, refs.len() > window)
 }
 
+/// Simplifies `expr` as DataFusion's optimizer would (some functions, e.g. `COALESCE`, only
+/// exist in simplified form at execution).
+fn simplify(expr: &Expr, schema: &DFSchema) -> Result<Expr> {
+    let context = SimplifyContext::builder()
+        .with_schema(Arc::new(schema.clone()))
+        .build();
+    ExprSimplifier::new(context).simplify(expr.clone())
+}
+
 fn physical(
     expr: &Expr,
     schema: &DFSchema,
     props: &ExecutionProps,
 ) -> Result<Arc<dyn PhysicalExpr>> {
-    create_physical_expr(expr, schema, props, &PhysicalPlanningContext::default())
+    create_physical_expr(
+        &simplify(expr, schema)?,
+        schema,
+        props,
+        &PhysicalPlanningContext::default(),
+    )
 }
 
 impl CompiledQuery {
@@ -245,9 +261,15 @@ impl CompiledQuery {
                 )));
             }
             let planning = PhysicalPlanningContext::default();
-            let lowered =
-                LoweredAggregateBuilder::new(expr, input_schema, &arrow_input, props, &planning)
-                    .build()?;
+            let simplified = simplify(expr, input_schema)?;
+            let lowered = LoweredAggregateBuilder::new(
+                &simplified,
+                input_schema,
+                &arrow_input,
+                props,
+                &planning,
+            )
+            .build()?;
             if !lowered.order_bys.is_empty() {
                 return Err(plan_error(format!(
                     "aggregate `{expr}`: ORDER BY inside an aggregate is not supported in window queries"

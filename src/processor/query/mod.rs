@@ -6,6 +6,7 @@ mod panes;
 mod rewrite;
 mod window_clause;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,6 +140,61 @@ impl QueryDefinition {
     }
 }
 
+/// The queries shipped in `sql/`, built into the binary for runs outside the repository.
+pub const BUILTIN_QUERIES: &[(&str, &str)] = &[
+    (
+        "avg_latency_by_agent",
+        include_str!("../../../sql/avg_latency_by_agent.sql"),
+    ),
+    (
+        "error_rate_by_agent",
+        include_str!("../../../sql/error_rate_by_agent.sql"),
+    ),
+    (
+        "error_rate_by_hour",
+        include_str!("../../../sql/error_rate_by_hour.sql"),
+    ),
+    ("error_types", include_str!("../../../sql/error_types.sql")),
+    (
+        "latency_by_agent",
+        include_str!("../../../sql/latency_by_agent.sql"),
+    ),
+    (
+        "success_rate_by_agent_type",
+        include_str!("../../../sql/success_rate_by_agent_type.sql"),
+    ),
+    (
+        "token_usage_and_cost",
+        include_str!("../../../sql/token_usage_and_cost.sql"),
+    ),
+    (
+        "workflow_completion",
+        include_str!("../../../sql/workflow_completion.sql"),
+    ),
+];
+
+impl QueryDefinition {
+    /// Plans the built-in queries.
+    pub async fn builtin() -> Result<Vec<Arc<Self>>, QueryError> {
+        let mut queries = Vec::new();
+        for (name, sql) in BUILTIN_QUERIES {
+            let source = format!("sql/{name}.sql (built in)");
+            queries.push(Arc::new(Self::compile(name, &source, sql).await?));
+        }
+        Ok(queries)
+    }
+
+    /// The queries of `dir`, or the built-in ones when `dir` does not exist and is the
+    /// default.
+    pub async fn load(dir: &Path, is_default: bool) -> Result<Vec<Arc<Self>>, QueryError> {
+        if is_default && !dir.exists() {
+            tracing::info!(dir = %dir.display(), "no query directory; using the built-in queries");
+            return Self::builtin().await;
+        }
+        Self::load_dir(dir).await
+    }
+}
+
 /// DataFusion/sqlparser messages carry "Line: n, Column: m".
 fn line_in_message(message: &str) -> Option<usize> {
     let at = message.find("Line: ")? + "Line: ".len();
@@ -153,9 +209,11 @@ fn line_in_message(message: &str) -> Option<usize> {
 pub struct WindowedQuery {
     definition: Arc<QueryDefinition>,
     store: PaneStore,
-    /// Windows ending at or before this are closed.
-    closed_through: Millis,
-    /// The earliest window start not yet closed.
+    /// Per partition: windows ending at or before this are closed (emitted) for it.
+    closed: HashMap<i32, Millis>,
+    /// The last bound windows were closed through; a partition seen later starts there.
+    bound: Millis,
+    /// The earliest window start not yet closed for every partition.
     next_start: Millis,
 }
 
@@ -174,7 +232,8 @@ impl WindowedQuery {
         Ok(Self {
             definition,
             store,
-            closed_through: Millis::MIN,
+            closed: HashMap::new(),
+            bound: Millis::MIN,
             next_start: Millis::MIN,
         })
     }
@@ -184,9 +243,25 @@ impl WindowedQuery {
         &self.definition
     }
 
-    /// Whether an event at `time` would fall in a window already closed.
-    pub fn is_late(&self, time: Millis) -> bool {
-        self.definition.spec().first_window(time).end <= self.closed_through
+    /// Windows ending at or before this are closed for `partition`.
+    pub fn closed_for(&self, partition: i32) -> Millis {
+        self.closed.get(&partition).copied().unwrap_or(self.bound)
+    }
+
+    /// Restores, after a restart, how far `partition`'s windows had been emitted.
+    pub fn restore(&mut self, partition: i32, closed: Millis) {
+        let current = self.closed_for(partition);
+        self.closed.insert(partition, current.max(closed));
+    }
+
+    /// Whether an event of `partition` at `time` falls in a window already closed.
+    pub fn is_late(&self, partition: i32, time: Millis) -> bool {
+        self.definition.spec().first_window(time).end <= self.closed_for(partition)
+    }
+
+    /// Whether every window holding an event of `partition` at `time` is closed.
+    pub fn is_fully_closed(&self, partition: i32, time: Millis) -> bool {
+        self.definition.spec().last_window(time).end <= self.closed_for(partition)
     }
 
     /// Open panes and (pane, group) states.
@@ -194,8 +269,8 @@ impl WindowedQuery {
         (self.store.pane_count(), self.store.group_count())
     }
 
-    /// Adds table rows that are not late (see [`Self::is_late`]).
-    pub fn add(&mut self, batch: &RecordBatch) -> datafusion::error::Result<()> {
+    /// Adds table rows of `partition`; windows already closed for it never see them.
+    pub fn add(&mut self, partition: i32, batch: &RecordBatch) -> datafusion::error::Result<()> {
         let Some(times) = event_times(batch) else {
             return Err(datafusion::error::DataFusionError::Internal(
                 "batch without a timestamp column".into(),
@@ -205,7 +280,9 @@ impl WindowedQuery {
         let first = spec.pane_start(times[0]);
         if times.iter().all(|&t| spec.pane_start(t) == first) {
             let rows = self.definition.compiled.apply_row_steps(batch.clone())?;
-            return self.store.update(&self.definition.compiled, first, &rows);
+            return self
+                .store
+                .update(&self.definition.compiled, (first, partition), &rows);
         }
         let mut by_pane: std::collections::BTreeMap<Millis, Vec<u32>> = Default::default();
         for (index, &time) in times.iter().enumerate() {
@@ -217,7 +294,8 @@ impl WindowedQuery {
         for (pane, indices) in by_pane {
             let part = take_record_batch(batch, &UInt32Array::from(indices))?;
             let rows = self.definition.compiled.apply_row_steps(part)?;
-            self.store.update(&self.definition.compiled, pane, &rows)?;
+            self.store
+                .update(&self.definition.compiled, (pane, partition), &rows)?;
         }
         Ok(())
     }
@@ -225,7 +303,7 @@ impl WindowedQuery {
     /// Closes every window ending at or before `bound`, earliest first; windows without
     /// events produce nothing.
     pub fn close_through(&mut self, bound: Millis) -> datafusion::error::Result<Vec<WindowResult>> {
-        if bound <= self.closed_through {
+        if bound <= self.bound {
             return Ok(Vec::new());
         }
         let spec = self.definition.spec();
@@ -239,8 +317,13 @@ impl WindowedQuery {
                 if window.end > bound {
                     break;
                 }
-                if self.store.has_data_in(window) {
-                    let rows = self.store.evaluate(&self.definition.compiled, window)?;
+                let closed = &self.closed;
+                let old_bound = self.bound;
+                let open_for = |p: i32| window.end > closed.get(&p).copied().unwrap_or(old_bound);
+                if self.store.has_data_in(window, open_for) {
+                    let rows = self
+                        .store
+                        .evaluate(&self.definition.compiled, window, open_for)?;
                     if rows.num_rows() > 0 {
                         results.push(WindowResult { window, rows });
                     }
@@ -249,16 +332,38 @@ impl WindowedQuery {
             }
             self.next_start = self.next_start.max(start);
         }
-        // Every window ending by `bound` is closed, with or without events.
-        let open_from = (bound - spec.size).div_euclid(spec.advance) * spec.advance + spec.advance;
-        self.next_start = self.next_start.max(open_from);
-        self.closed_through = bound;
-        self.store.evict_before(self.next_start);
+        self.next_start = self.next_start.max(open_from(spec, bound));
+        let partitions: Vec<i32> = self
+            .store
+            .partitions()
+            .into_iter()
+            .chain(self.closed.keys().copied())
+            .collect();
+        for partition in partitions {
+            let closed = self.closed_for(partition).max(bound);
+            self.closed.insert(partition, closed);
+            self.store.evict_before(partition, open_from(spec, closed));
+        }
+        self.bound = bound;
         Ok(results)
+    }
+
+    /// Drops a revoked partition's state.
+    pub fn revoke(&mut self, partition: i32) {
+        self.store.remove_partition(partition);
+        self.closed.remove(&partition);
     }
 
     /// The query's own grace period, if its window clause sets one.
     pub fn grace(&self) -> Option<Duration> {
         self.definition.window.grace
     }
+}
+
+/// The earliest window start whose window ends after `bound`.
+fn open_from(spec: WindowSpec, bound: Millis) -> Millis {
+    if bound == Millis::MIN {
+        return Millis::MIN;
+    }
+    bound.saturating_sub(spec.size).div_euclid(spec.advance) * spec.advance + spec.advance
 }

@@ -20,6 +20,10 @@ use crate::processor::window::{Millis, WindowBounds, WindowSpec};
 
 type Accumulators = Vec<Box<dyn Accumulator>>;
 
+/// A pane of one partition: panes are kept per partition so a revoked partition's state
+/// can be dropped, and merged across partitions when a window closes.
+pub type PaneKey = (Millis, i32);
+
 /// One pane's groups, keyed by the encoded data group keys.
 #[derive(Default)]
 struct Pane {
@@ -30,7 +34,7 @@ struct Pane {
 pub struct PaneStore {
     spec: WindowSpec,
     converter: Option<RowConverter>,
-    panes: BTreeMap<Millis, Pane>,
+    panes: BTreeMap<PaneKey, Pane>,
 }
 
 impl PaneStore {
@@ -65,24 +69,26 @@ impl PaneStore {
 
     /// Earliest open pane start.
     pub fn first_pane(&self) -> Option<Millis> {
-        self.panes.keys().next().copied()
+        self.panes.keys().next().map(|k| k.0)
     }
 
     /// Latest open pane start.
     pub fn last_pane(&self) -> Option<Millis> {
-        self.panes.keys().next_back().copied()
+        self.panes.keys().next_back().map(|k| k.0)
     }
 
-    /// Whether any pane in `[start, end)` holds data.
-    pub fn has_data_in(&self, window: WindowBounds) -> bool {
-        self.panes.range(window.start..window.end).next().is_some()
+    /// Whether a pane of a partition `include` accepts in `[start, end)` holds data.
+    pub fn has_data_in(&self, window: WindowBounds, include: impl Fn(i32) -> bool) -> bool {
+        self.panes
+            .range((window.start, i32::MIN)..(window.end, i32::MIN))
+            .any(|((_, partition), _)| include(*partition))
     }
 
-    /// Adds aggregate-input rows (after the row steps) that all fall in the pane at `pane`.
+    /// Adds aggregate-input rows (after the row steps) that all fall in `pane`.
     pub fn update(
         &mut self,
         query: &CompiledQuery,
-        pane: Millis,
+        pane: PaneKey,
         batch: &RecordBatch,
     ) -> Result<()> {
         if batch.num_rows() == 0 {
@@ -164,11 +170,22 @@ impl PaneStore {
         Ok(())
     }
 
-    /// Merges the panes of `window` and evaluates the query's result rows for it.
-    pub fn evaluate(&mut self, query: &CompiledQuery, window: WindowBounds) -> Result<RecordBatch> {
+    /// Merges the panes of `window` (of the partitions `include` accepts) and evaluates the
+    /// query's result rows for it.
+    pub fn evaluate(
+        &mut self,
+        query: &CompiledQuery,
+        window: WindowBounds,
+        include: impl Fn(i32) -> bool,
+    ) -> Result<RecordBatch> {
         let reused = self.spec.advance < self.spec.size;
         let mut merged: BTreeMap<Box<[u8]>, Accumulators> = BTreeMap::new();
-        for (_, pane) in self.panes.range_mut(window.start..window.end) {
+        let range = (window.start, i32::MIN)..(window.end, i32::MIN);
+        for (_, pane) in self
+            .panes
+            .range_mut(range)
+            .filter(|((_, partition), _)| include(*partition))
+        {
             for (key, accumulators) in pane.groups.iter_mut() {
                 if !merged.contains_key(key) {
                     merged.insert(key.clone(), new_accumulators(query)?);
@@ -223,10 +240,21 @@ impl PaneStore {
         query.apply_result_steps(batch)
     }
 
-    /// Drops panes that start before `start` (no window still to come contains them).
-    pub fn evict_before(&mut self, start: Millis) {
-        let keep = self.panes.split_off(&start);
-        self.panes = keep;
+    /// Drops a partition's panes that start before `start` (no window still to come for it
+    /// contains them).
+    pub fn evict_before(&mut self, partition: i32, start: Millis) {
+        self.panes
+            .retain(|&(pane, owner), _| owner != partition || pane >= start);
+    }
+
+    /// Drops every pane of `partition`.
+    pub fn remove_partition(&mut self, partition: i32) {
+        self.panes.retain(|&(_, owner), _| owner != partition);
+    }
+
+    /// Partitions with open panes.
+    pub fn partitions(&self) -> std::collections::BTreeSet<i32> {
+        self.panes.keys().map(|k| k.1).collect()
     }
 }
 

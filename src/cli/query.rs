@@ -1,0 +1,136 @@
+//! `feedback-pipeline query "<SQL with a WINDOW clause>"`: reads the outcome topic once, from
+//! the beginning to its current end, runs the query over it and prints every window's rows.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use feedback_pipeline::config::Config;
+use feedback_pipeline::event::OutcomeEvent;
+use feedback_pipeline::processor::engine::{EngineSettings, WindowEngine};
+use feedback_pipeline::processor::query::QueryDefinition;
+use feedback_pipeline::processor::results::window_records;
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options of `query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The query, e.g. "SELECT agent_name, COUNT(*) FROM agent_outcomes WINDOW TUMBLING (SIZE 1 HOUR) GROUP BY agent_name".
+    sql: String,
+    /// Only events at or after this time (RFC 3339).
+    #[arg(long)]
+    from: Option<DateTime<Utc>>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long)]
+    to: Option<DateTime<Utc>>,
+    /// Print one JSON object per row instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs an ad-hoc window query over the topic's current contents.
+pub async fn query(config: Config, args: QueryArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let Some(servers) = config.kafka.bootstrap_servers.clone() else {
+        return Err(
+            "KAFKA_BOOTSTRAP_SERVERS is not set: `query` reads the topic of a cluster".into(),
+        );
+    };
+    let definition =
+        std::sync::Arc::new(QueryDefinition::compile("query", "<query>", &args.sql).await?);
+    let mut engine = WindowEngine::new(
+        &[definition],
+        EngineSettings {
+            // Everything is read before any window closes: order does not matter.
+            out_of_orderness: Duration::from_secs(365 * 24 * 3600),
+            grace: Duration::ZERO,
+            idle_after: Duration::from_secs(365 * 24 * 3600),
+        },
+    )?;
+    let consumer: BaseConsumer = config
+        .kafka
+        .client_config(&servers)
+        .set(
+            "group.id",
+            format!("feedback-pipeline-query-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let topic = &config.topics.outcomes;
+    let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = 0usize;
+    let mut ends = std::collections::HashMap::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), METADATA_TIMEOUT)?;
+        if high > low {
+            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+            ends.insert(partition.id(), high);
+            remaining += 1;
+        }
+    }
+    consumer.assign(&assignment)?;
+    let (mut read, mut rejected) = (0u64, 0u64);
+    let started = Instant::now();
+    let mut pending: std::collections::HashMap<i32, Vec<(i64, OutcomeEvent)>> = Default::default();
+    while remaining > 0 {
+        let Some(message) = consumer.poll(Duration::from_secs(5)) else {
+            return Err(format!("the topic stopped answering after {read} messages").into());
+        };
+        let message = message?;
+        read += 1;
+        let (partition, offset) = (message.partition(), message.offset());
+        if ends.get(&partition).is_some_and(|&end| offset + 1 >= end) {
+            ends.remove(&partition);
+            remaining -= 1;
+        }
+        match OutcomeEvent::from_json_slice(message.payload().unwrap_or_default()) {
+            Ok(event) if in_range(&event, &args) => {
+                let batch = pending.entry(partition).or_default();
+                batch.push((offset, event));
+                if batch.len() >= 4096 {
+                    engine.ingest(partition, &std::mem::take(batch), started)?;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => rejected += 1,
+        }
+    }
+    for (partition, batch) in pending {
+        engine.ingest(partition, &batch, started)?;
+    }
+    let far_future = Utc::now().timestamp_millis() + 100 * 365 * 24 * 3600 * 1000;
+    let closed = engine.advance(started + Duration::from_secs(400 * 24 * 3600), far_future)?;
+    for window in &closed {
+        if args.json {
+            for record in window_records(window) {
+                println!("{}", record.value);
+            }
+        } else {
+            println!(
+                "window {} .. {}",
+                DateTime::from_timestamp_millis(window.result.window.start).unwrap_or_default(),
+                DateTime::from_timestamp_millis(window.result.window.end).unwrap_or_default()
+            );
+            println!(
+                "{}",
+                datafusion::arrow::util::pretty::pretty_format_batches(std::slice::from_ref(
+                    &window.result.rows
+                ))?
+            );
+        }
+    }
+    eprintln!(
+        "{read} messages read, {rejected} rejected, {} windows",
+        closed.len()
+    );
+    Ok(())
+}
+
+fn in_range(event: &OutcomeEvent, args: &QueryArgs) -> bool {
+    args.from.is_none_or(|from| event.timestamp >= from)
+        && args.to.is_none_or(|to| event.timestamp < to)
+}

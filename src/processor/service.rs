@@ -1,0 +1,357 @@
+//! The processing loop: read a batch, reject what cannot be used, window the rest, emit
+//! closed windows, and commit offsets only once everything they cover has been emitted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::dead_letter::{self, DeadLetter};
+use super::engine::{EngineSettings, PartitionCheckpoint, WindowEngine};
+use super::query::QueryDefinition;
+use super::results::{ResultRecord, window_records};
+use super::source::{OutcomeConsumer, Reassignment, create_consumer};
+use super::stats::ProcessorStats;
+use crate::config::Config;
+use crate::event::OutcomeEvent;
+
+/// Messages read per batch at most.
+const MAX_BATCH: usize = 10_000;
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors that stop the processor (bad input never does).
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// Kafka client failure.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// Query evaluation failure.
+    #[error("query evaluation: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+}
+
+/// A record waiting for the broker's acknowledgement.
+struct Outgoing {
+    topic: String,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: Option<OwnedHeaders>,
+}
+
+/// One processor instance.
+pub struct Processor {
+    consumer: Arc<OutcomeConsumer>,
+    producer: FutureProducer,
+    engine: WindowEngine,
+    stats: Arc<ProcessorStats>,
+    outcome_topic: String,
+    metrics_topic: String,
+    dead_letter_topic: String,
+    tick: Duration,
+    results: Option<mpsc::UnboundedSender<ResultRecord>>,
+    unsent: Vec<Outgoing>,
+    last_commit: HashMap<i32, i64>,
+}
+
+impl Processor {
+    /// Connects to `servers` with the settings of `config`, running `queries`.
+    pub fn new(
+        config: &Config,
+        servers: &str,
+        queries: &[Arc<QueryDefinition>],
+    ) -> Result<Self, ProcessorError> {
+        let settings = &config.processor;
+        let consumer = create_consumer(
+            config.kafka.client_config(servers),
+            &config.kafka.consumer_group,
+        )?;
+        consumer.subscribe(&[config.topics.outcomes.as_str()])?;
+        let producer: FutureProducer = config.kafka.producer_config(servers).create()?;
+        let engine = WindowEngine::new(
+            queries,
+            EngineSettings {
+                out_of_orderness: settings.out_of_orderness,
+                grace: settings.grace,
+                idle_after: settings.idle_after,
+            },
+        )?;
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            producer,
+            engine,
+            stats: Arc::default(),
+            outcome_topic: config.topics.outcomes.clone(),
+            metrics_topic: config.topics.metrics.clone(),
+            dead_letter_topic: config.topics.dead_letters.clone(),
+            tick: settings.tick,
+            results: None,
+            unsent: Vec::new(),
+            last_commit: HashMap::new(),
+        })
+    }
+
+    /// The counters, shared.
+    pub fn stats(&self) -> Arc<ProcessorStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Result records as they are emitted (besides the metrics topic).
+    pub fn subscribe_results(&mut self) -> mpsc::UnboundedReceiver<ResultRecord> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.results = Some(sender);
+        receiver
+    }
+
+    /// Runs until `shutdown` completes, then commits what is safe and returns.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ProcessorError> {
+        tokio::pin!(shutdown);
+        loop {
+            let deadline = tokio::time::Instant::now() + self.tick;
+            let mut batch = Vec::new();
+            let stop = loop {
+                tokio::select! {
+                    _ = &mut shutdown => break true,
+                    received = tokio::time::timeout_at(deadline, self.consumer.recv()) => {
+                        match received {
+                            Ok(Ok(message)) => {
+                                batch.push((
+                                    message.partition(),
+                                    message.offset(),
+                                    message.key().map(<[u8]>::to_vec),
+                                    message.payload().map(<[u8]>::to_vec),
+                                ));
+                                if batch.len() >= MAX_BATCH {
+                                    break false;
+                                }
+                            }
+                            Ok(Err(err)) => {
+                                tracing::warn!(%err, "consumer error");
+                                break false;
+                            }
+                            Err(_) => break false,
+                        }
+                    }
+                }
+            };
+            self.apply_reassignments(&mut batch);
+            self.process(batch).await?;
+            self.commit();
+            if stop {
+                tracing::info!("processor stopping; safe offsets committed");
+                return Ok(());
+            }
+        }
+    }
+
+    fn apply_reassignments(&mut self, batch: &mut Vec<MessageParts>) {
+        for change in self.consumer.context().take_changes() {
+            self.stats.add_rebalance();
+            match change {
+                Reassignment::Revoked(partitions) => {
+                    tracing::info!(?partitions, "partitions revoked");
+                    for &partition in &partitions {
+                        self.engine.revoke(partition);
+                        self.last_commit.remove(&partition);
+                    }
+                    batch.retain(|(p, ..)| !partitions.contains(p));
+                }
+                Reassignment::Assigned(partitions) => {
+                    tracing::info!(?partitions, "partitions assigned");
+                    self.engine.assign(&partitions, Instant::now());
+                    self.restore(&partitions);
+                }
+            }
+        }
+    }
+
+    /// Reads the checkpoints committed with the partitions' offsets.
+    fn restore(&mut self, partitions: &[i32]) {
+        let mut list = TopicPartitionList::new();
+        for &partition in partitions {
+            list.add_partition(&self.outcome_topic, partition);
+        }
+        let consumer = Arc::clone(&self.consumer);
+        let committed =
+            tokio::task::block_in_place(|| consumer.committed_offsets(list, METADATA_TIMEOUT));
+        match committed {
+            Ok(list) => {
+                for element in list.elements() {
+                    if element.metadata().is_empty() {
+                        continue;
+                    }
+                    match serde_json::from_str::<PartitionCheckpoint>(element.metadata()) {
+                        Ok(checkpoint) => self.engine.restore(element.partition(), &checkpoint),
+                        Err(err) => {
+                            tracing::warn!(%err, partition = element.partition(), "unreadable checkpoint; windows may be emitted again")
+                        }
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(%err, "reading committed checkpoints failed"),
+        }
+    }
+
+    async fn process(&mut self, batch: Vec<MessageParts>) -> Result<(), ProcessorError> {
+        self.stats.add_consumed(batch.len() as u64);
+        let now = Instant::now();
+        let mut by_partition: BTreeMap<i32, Vec<(i64, OutcomeEvent)>> = BTreeMap::new();
+        // The original key and bytes of decoded events, in case one turns out late.
+        let mut raw: HashMap<(i32, i64), KeyAndPayload> = HashMap::new();
+        for (partition, offset, key, payload) in batch {
+            let decoded = match &payload {
+                None => Err((dead_letter::EMPTY, "the message has no payload".to_owned())),
+                Some(bytes) => OutcomeEvent::from_json_slice(bytes)
+                    .map_err(|err| (err.kind().as_str(), err.to_string())),
+            };
+            match decoded {
+                Ok(event) => {
+                    by_partition
+                        .entry(partition)
+                        .or_default()
+                        .push((offset, event));
+                    raw.insert((partition, offset), (key, payload.unwrap_or_default()));
+                }
+                Err((reason, detail)) => {
+                    self.dead_letter(DeadLetter {
+                        reason,
+                        detail,
+                        topic: self.outcome_topic.clone(),
+                        partition,
+                        offset,
+                        key,
+                        payload: payload.unwrap_or_default(),
+                    });
+                    self.engine.record_handled(partition, offset);
+                }
+            }
+        }
+        for (partition, events) in by_partition {
+            for late in self.engine.ingest(partition, &events, now)? {
+                let offset = events[late.index].0;
+                let (key, payload) = raw.remove(&(partition, offset)).unwrap_or_default();
+                self.dead_letter(DeadLetter {
+                    reason: dead_letter::LATE,
+                    detail: format!(
+                        "event time is behind the closed windows of: {}",
+                        late.queries.join(", ")
+                    ),
+                    topic: self.outcome_topic.clone(),
+                    partition,
+                    offset,
+                    key,
+                    payload,
+                });
+            }
+        }
+        let wall_now = chrono::Utc::now().timestamp_millis();
+        for closed in self.engine.advance(now, wall_now)? {
+            let records = window_records(&closed);
+            self.stats.add_window(records.len() as u64);
+            for record in records {
+                self.unsent.push(Outgoing {
+                    topic: self.metrics_topic.clone(),
+                    key: Some(record.key.clone().into_bytes()),
+                    payload: record.value.to_string().into_bytes(),
+                    headers: None,
+                });
+                if let Some(results) = &self.results {
+                    let _ = results.send(record);
+                }
+            }
+        }
+        self.stats.set_watermark(self.engine.watermark());
+        self.send_unsent().await;
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, letter: DeadLetter) {
+        self.stats.add_dead_letter(letter.reason);
+        tracing::debug!(reason = letter.reason, detail = %letter.detail, partition = letter.partition, offset = letter.offset, "dead-lettered");
+        self.unsent.push(Outgoing {
+            topic: self.dead_letter_topic.clone(),
+            key: letter.key.clone(),
+            payload: letter.payload.clone(),
+            headers: Some(letter.headers()),
+        });
+    }
+
+    /// Sends everything pending and waits for the acknowledgements; what fails stays for the
+    /// next tick (and holds commits back).
+    async fn send_unsent(&mut self) {
+        if self.unsent.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.unsent);
+        let sends = pending.iter().map(|out| {
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&out.topic).payload(out.payload.as_slice());
+            if let Some(key) = &out.key {
+                record = record.key(key.as_slice());
+            }
+            if let Some(headers) = &out.headers {
+                record = record.headers(headers.clone());
+            }
+            self.producer.send(record, Duration::from_secs(30))
+        });
+        let outcomes = futures::future::join_all(sends).await;
+        for (out, outcome) in pending.into_iter().zip(outcomes) {
+            if let Err((err, _)) = outcome {
+                tracing::warn!(%err, topic = %out.topic, "sending a record failed; will retry");
+                self.unsent.push(out);
+            }
+        }
+    }
+
+    fn commit(&mut self) {
+        if !self.unsent.is_empty() {
+            return;
+        }
+        let positions = self.engine.commit_positions();
+        let read = self.engine.read_positions();
+        let mut list = TopicPartitionList::new();
+        for (&partition, &offset) in &positions {
+            if self.last_commit.get(&partition) == Some(&offset) {
+                continue;
+            }
+            let checkpoint = self
+                .engine
+                .checkpoint(partition, read.get(&partition).copied().unwrap_or(offset));
+            let metadata = serde_json::to_string(&checkpoint).unwrap_or_default();
+            if list
+                .add_partition_offset(&self.outcome_topic, partition, Offset::Offset(offset))
+                .is_ok()
+                && let Some(mut element) = list.find_partition(&self.outcome_topic, partition)
+            {
+                element.set_metadata(metadata);
+            }
+        }
+        if list.count() == 0 {
+            return;
+        }
+        let consumer = Arc::clone(&self.consumer);
+        let result = tokio::task::block_in_place(|| consumer.commit(&list, CommitMode::Sync));
+        self.stats.add_commit(result.is_ok());
+        match result {
+            Ok(()) => {
+                for element in list.elements() {
+                    if let Offset::Offset(offset) = element.offset() {
+                        self.last_commit.insert(element.partition(), offset);
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(%err, "committing offsets failed; will retry"),
+        }
+    }
+}
+
+/// A message's key and payload.
+type KeyAndPayload = (Option<Vec<u8>>, Vec<u8>);
+
+/// `(partition, offset, key, payload)` of a consumed message.
+type MessageParts = (i32, i64, Option<Vec<u8>>, Option<Vec<u8>>);

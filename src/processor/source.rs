@@ -1,0 +1,73 @@
+//! The source: a consumer in the processor's group on `agent-outcomes`, with manual commits
+//! and rebalances handed to the processing loop.
+
+use std::sync::Mutex;
+
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaResult;
+
+/// A partition assignment change the loop must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reassignment {
+    /// Partitions now ours: restore their checkpoints before reading them.
+    Assigned(Vec<i32>),
+    /// Partitions taken away: drop their state.
+    Revoked(Vec<i32>),
+}
+
+/// Consumer context that queues rebalances for the processing loop.
+#[derive(Default)]
+pub struct SourceContext {
+    changes: Mutex<Vec<Reassignment>>,
+}
+
+impl SourceContext {
+    /// Takes the queued changes, oldest first.
+    pub fn take_changes(&self) -> Vec<Reassignment> {
+        std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn push(&self, change: Reassignment) {
+        self.changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(change);
+    }
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            self.push(Reassignment::Revoked(
+                list.elements().iter().map(|e| e.partition()).collect(),
+            ));
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            self.push(Reassignment::Assigned(
+                list.elements().iter().map(|e| e.partition()).collect(),
+            ));
+        }
+    }
+}
+
+/// The processor's consumer.
+pub type OutcomeConsumer = StreamConsumer<SourceContext>;
+
+/// Creates the consumer: manual commits, reading from the earliest offset when the group has
+/// none (a new group processes the retained history).
+pub fn create_consumer(mut config: ClientConfig, group_id: &str) -> KafkaResult<OutcomeConsumer> {
+    config
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range");
+    config.create_with_context(SourceContext::default())
+}
