@@ -32,8 +32,30 @@ pub async fn ensure_topics(
     topics: &[TopicSpec],
     timeout: Duration,
 ) -> Result<(), KafkaError> {
+    // Only ask for what is missing: some clusters (the in-process one) cannot create topics.
+    let lookup = client_config.clone();
+    let existing: Vec<String> = tokio::task::spawn_blocking(move || {
+        let consumer: rdkafka::consumer::BaseConsumer = lookup.create()?;
+        let metadata = rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, timeout)?;
+        Ok::<_, KafkaError>(
+            metadata
+                .topics()
+                .iter()
+                .map(|t| t.name().to_owned())
+                .collect(),
+        )
+    })
+    .await
+    .map_err(|err| KafkaError::AdminOpCreation(err.to_string()))??;
+    let missing: Vec<&TopicSpec> = topics
+        .iter()
+        .filter(|topic| !existing.contains(&topic.name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
     let admin: AdminClient<DefaultClientContext> = client_config.create()?;
-    let new_topics: Vec<NewTopic<'_>> = topics
+    let new_topics: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|topic| NewTopic::new(&topic.name, topic.partitions, TopicReplication::Fixed(1)))
         .collect();

@@ -9,21 +9,22 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+use super::checkpoint;
 use super::dead_letter::{self, DeadLetter};
-use super::engine::{EngineSettings, PartitionCheckpoint, WindowEngine};
+use super::engine::{EngineSettings, WindowEngine};
 use super::query::QueryDefinition;
 use super::results::{ResultRecord, window_records};
 use super::source::{OutcomeConsumer, Reassignment, create_consumer};
 use super::stats::ProcessorStats;
 use crate::config::Config;
 use crate::event::OutcomeEvent;
+use crate::kafka::{TopicSpec, ensure_topics};
 
 /// Messages read per batch at most.
 const MAX_BATCH: usize = 10_000;
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors that stop the processor (bad input never does).
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,8 @@ pub struct Processor {
     producer: FutureProducer,
     engine: WindowEngine,
     stats: Arc<ProcessorStats>,
+    client_config: ClientConfig,
+    checkpoint_topic: String,
     outcome_topic: String,
     metrics_topic: String,
     dead_letter_topic: String,
@@ -86,6 +89,8 @@ impl Processor {
             producer,
             engine,
             stats: Arc::default(),
+            client_config: config.kafka.client_config(servers),
+            checkpoint_topic: checkpoint::checkpoint_topic(&config.kafka.consumer_group),
             outcome_topic: config.topics.outcomes.clone(),
             metrics_topic: config.topics.metrics.clone(),
             dead_letter_topic: config.topics.dead_letters.clone(),
@@ -111,6 +116,11 @@ impl Processor {
     /// Runs until `shutdown` completes, then commits what is safe and returns.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ProcessorError> {
         tokio::pin!(shutdown);
+        let spec = [TopicSpec::new(&self.checkpoint_topic, 1)];
+        if let Err(err) = ensure_topics(&self.client_config, &spec, Duration::from_secs(10)).await {
+            // The in-process cluster cannot create topics; it is started with this one.
+            tracing::debug!(%err, topic = %self.checkpoint_topic, "checkpoint topic not created");
+        }
         loop {
             let deadline = tokio::time::Instant::now() + self.tick;
             let mut batch = Vec::new();
@@ -141,7 +151,7 @@ impl Processor {
             };
             self.apply_reassignments(&mut batch);
             self.process(batch).await?;
-            self.commit();
+            self.commit().await;
             if stop {
                 tracing::info!("processor stopping; safe offsets committed");
                 return Ok(());
@@ -170,30 +180,25 @@ impl Processor {
         }
     }
 
-    /// Reads the checkpoints committed with the partitions' offsets.
+    /// Reads the partitions' checkpoints so windows already emitted are not emitted again.
     fn restore(&mut self, partitions: &[i32]) {
-        let mut list = TopicPartitionList::new();
-        for &partition in partitions {
-            list.add_partition(&self.outcome_topic, partition);
-        }
-        let consumer = Arc::clone(&self.consumer);
-        let committed =
-            tokio::task::block_in_place(|| consumer.committed_offsets(list, METADATA_TIMEOUT));
-        match committed {
-            Ok(list) => {
-                for element in list.elements() {
-                    if element.metadata().is_empty() {
-                        continue;
-                    }
-                    match serde_json::from_str::<PartitionCheckpoint>(element.metadata()) {
-                        Ok(checkpoint) => self.engine.restore(element.partition(), &checkpoint),
-                        Err(err) => {
-                            tracing::warn!(%err, partition = element.partition(), "unreadable checkpoint; windows may be emitted again")
-                        }
-                    }
+        let loaded = tokio::task::block_in_place(|| {
+            checkpoint::load(
+                &self.client_config,
+                &self.checkpoint_topic,
+                &self.outcome_topic,
+                partitions,
+            )
+        });
+        match loaded {
+            Ok(checkpoints) => {
+                for (partition, checkpoint) in checkpoints {
+                    self.engine.restore(partition, &checkpoint);
                 }
             }
-            Err(err) => tracing::warn!(%err, "reading committed checkpoints failed"),
+            Err(err) => {
+                tracing::warn!(%err, "reading checkpoints failed; windows may be emitted again")
+            }
         }
     }
 
@@ -308,30 +313,40 @@ impl Processor {
         }
     }
 
-    fn commit(&mut self) {
+    /// Saves checkpoints, then commits the offsets every emitted window allows.
+    async fn commit(&mut self) {
         if !self.unsent.is_empty() {
             return;
         }
         let positions = self.engine.commit_positions();
         let read = self.engine.read_positions();
         let mut list = TopicPartitionList::new();
+        let mut checkpoints = Vec::new();
         for (&partition, &offset) in &positions {
             if self.last_commit.get(&partition) == Some(&offset) {
                 continue;
             }
-            let checkpoint = self
-                .engine
-                .checkpoint(partition, read.get(&partition).copied().unwrap_or(offset));
-            let metadata = serde_json::to_string(&checkpoint).unwrap_or_default();
-            if list
-                .add_partition_offset(&self.outcome_topic, partition, Offset::Offset(offset))
-                .is_ok()
-                && let Some(mut element) = list.find_partition(&self.outcome_topic, partition)
+            let read_through = read.get(&partition).copied().unwrap_or(offset);
+            checkpoints.push((partition, self.engine.checkpoint(partition, read_through)));
+            if let Err(err) =
+                list.add_partition_offset(&self.outcome_topic, partition, Offset::Offset(offset))
             {
-                element.set_metadata(metadata);
+                tracing::warn!(%err, partition, "cannot commit this offset");
             }
         }
         if list.count() == 0 {
+            return;
+        }
+        if let Err(err) = checkpoint::save(
+            &self.producer,
+            &self.checkpoint_topic,
+            &self.outcome_topic,
+            &checkpoints,
+        )
+        .await
+        {
+            self.stats.add_commit(false);
+            tracing::warn!(%err, "saving checkpoints failed; offsets not committed");
             return;
         }
         let consumer = Arc::clone(&self.consumer);
