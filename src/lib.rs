@@ -7,13 +7,18 @@
 //! - [`producer`]: agents, [`producer::ActionDispatcher`], [`producer::FeedbackPipeline`]
 //!   (producer side: agents → events → Kafka, with a disk spool);
 //! - [`kafka`]: topic administration and the embedded in-process cluster;
+//! - [`processor`]: the service (consumer group → windows in DataFusion SQL → `agent-metrics`);
+//! - [`alerts`]: rules on closed windows → `agent-alerts` → PagerDuty / Slack;
+//! - [`metrics`]: the Prometheus exposition served on `/metrics`;
 //! - [`simulate`]: a fleet of simulated agents for the embedded default and benchmarks.
 
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod config;
 pub mod event;
 pub mod kafka;
+pub mod metrics;
 pub mod processor;
 pub mod producer;
 pub mod simulate;

@@ -86,6 +86,8 @@ impl Setup {
             ("WINDOW_IDLE_CLOSE_MS", "10000"),
             ("PROCESSOR_TICK_MS", "50"),
             ("SPOOL_DIR", "off"),
+            // A killed member is replaced after 6 s instead of librdkafka's default 45 s.
+            ("KAFKA_PROPERTY_SESSION_TIMEOUT_MS", "6000"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -197,51 +199,29 @@ impl ClientConfigExt {
         rdkafka::ClientConfig::new()
             .set("bootstrap.servers", servers)
             .set("linger.ms", "5")
+            // One record per batch: tansu 0.6 answers a fetch from the middle of a batch with
+            // the next batch, so a restart at a committed offset inside a batch would skip
+            // the rest of it (Kafka returns the whole batch and the client skips ahead).
+            .set("batch.num.messages", "1")
             .create()
             .unwrap()
     }
-}
-
-/// Sum of the group's committed offsets on `topic` (0 before any commit).
-fn committed_total(servers: &str, group: &str, topic: &str) -> i64 {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut partitions = rdkafka::TopicPartitionList::new();
-    for partition in 0..4 {
-        partitions.add_partition(topic, partition);
-    }
-    consumer
-        .committed_offsets(partitions, Duration::from_secs(5))
-        .map(|list| {
-            list.elements()
-                .iter()
-                .filter_map(|e| e.offset().to_raw())
-                .filter(|&o| o > 0)
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn spawn_serve(vars: &[(String, String)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_feedback-pipeline"))
         .arg("serve")
         .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("SERVE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
         .expect("starting feedback-pipeline serve")
 }
 
-// Fails today: after the kill the restarted process waits out the dead member's session
-// (45 s on tansu) and the crashed run's (window, agent) results differ from the reference for
-// the windows open at the kill (e.g. n=6 instead of 49). The engine-level restore test in
-// processor_engine.rs passes, so the gap is in the service path; see the closing note.
-#[ignore = "kill -9 recovery is not correct yet end to end; tracked in the notes"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_and_restart_gives_the_results_of_an_uninterrupted_run() {
     let setup = Setup::new().await;
@@ -256,8 +236,17 @@ async fn a_kill_9_and_restart_gives_the_results_of_an_uninterrupted_run() {
     setup.produce(topic, first).await;
     let vars = setup.vars(topic, "restart-group", metrics);
     let mut serve = spawn_serve(&vars);
-    wait_until(Duration::from_secs(60), "a first commit", || async {
-        (committed_total(&setup.servers, "restart-group", topic) > 0).then_some(())
+    // Watch the checkpoint topic (written before each commit) rather than the group itself:
+    // a client in the group, even one only fetching offsets, disturbs the group on tansu.
+    wait_until(Duration::from_secs(60), "a first checkpoint", || async {
+        let saved = read_raw(
+            &setup.servers,
+            "restart-group-checkpoints",
+            1,
+            Duration::from_millis(300),
+        )
+        .await;
+        (!saved.is_empty()).then_some(())
     })
     .await;
     setup.produce(topic, rest).await;

@@ -1,5 +1,6 @@
 //! Command-line interface: argument parsing and dispatch to the subcommands.
 
+mod alerts;
 mod bench;
 mod config_cmd;
 mod query;
@@ -28,6 +29,9 @@ enum Command {
     Serve,
     /// Run one ad-hoc window query over the outcome topic and print the windows.
     Query(query::QueryArgs),
+    /// Alerts: forward them to PagerDuty/Slack, or check the rules.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -64,6 +68,11 @@ pub fn execute(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let config = load_config()?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(query::query(config, args))
+        }
+        Command::Alerts(command) => {
+            let config = load_config()?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(alerts::execute(config, command))
         }
         Command::Config(command) => config_cmd::execute(command),
         Command::Bench(command) => {

@@ -15,7 +15,7 @@ use feedback_pipeline::processor::service::Processor;
 use feedback_pipeline::producer::{ActionDispatcher, FeedbackPipeline, PipelineOptions};
 use feedback_pipeline::simulate::Fleet;
 
-use super::serve::{load_queries, shutdown_signal, topic_specs};
+use super::serve::{load_queries, shutdown_signal, start_http, topic_specs, with_alert_rules};
 
 /// Options of `run`.
 #[derive(Debug, Default, Args)]
@@ -55,9 +55,15 @@ pub async fn run(config: Config, args: RunArgs) -> Result<(), Box<dyn std::error
         .await?;
     }
     let queries = load_queries(&config).await?;
-    let mut processor = Processor::new(&config, &servers, &queries)?;
+    let mut processor = with_alert_rules(
+        &config,
+        &queries,
+        Processor::new(&config, &servers, &queries)?,
+    )?;
     let stats = processor.stats();
     let mut results = processor.subscribe_results();
+    let mut alerts = processor.subscribe_alerts();
+    let (stop_http, http) = start_http(&config, &processor).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let processing = tokio::spawn(processor.run(async move {
         let _ = stopped.await;
@@ -98,6 +104,7 @@ pub async fn run(config: Config, args: RunArgs) -> Result<(), Box<dyn std::error
         tokio::select! {
             _ = &mut shutdown => break,
             Some(record) = results.recv() => println!("{} {}", record.key, record.value),
+            Some(alert) = alerts.recv() => println!("ALERT {} {}", alert.action.as_str(), alert.summary),
             _ = check.tick() => {
                 if args.max_events.is_some_and(|max| stats.snapshot().consumed >= max) {
                     break;
@@ -108,6 +115,8 @@ pub async fn run(config: Config, args: RunArgs) -> Result<(), Box<dyn std::error
     agents_task.abort();
     let _ = stop.send(());
     processing.await??;
+    let _ = stop_http.send(());
+    let _ = http.await;
     pipeline.shutdown(Duration::from_secs(5));
     let snapshot = stats.snapshot();
     println!(

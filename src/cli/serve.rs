@@ -2,8 +2,14 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use feedback_pipeline::alerts::rules::{check_rules, load_rules};
 use feedback_pipeline::config::Config;
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
+use feedback_pipeline::metrics::server;
 use feedback_pipeline::processor::checkpoint::checkpoint_topic;
 use feedback_pipeline::processor::query::QueryDefinition;
 use feedback_pipeline::processor::service::Processor;
@@ -20,9 +26,62 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         Duration::from_secs(30),
     )
     .await?;
-    let processor = Processor::new(&config, &servers, &queries)?;
+    let processor = with_alert_rules(
+        &config,
+        &queries,
+        Processor::new(&config, &servers, &queries)?,
+    )?;
+    let (stop_http, http) = start_http(&config, &processor).await?;
     processor.run(shutdown_signal()).await?;
+    let _ = stop_http.send(());
+    let _ = http.await;
     Ok(())
+}
+
+/// Loads the alert rules of `ALERT_RULES_FILE`, checks them against `queries` and hands
+/// them to `processor`.
+pub fn with_alert_rules(
+    config: &Config,
+    queries: &[Arc<QueryDefinition>],
+    processor: Processor,
+) -> Result<Processor, Box<dyn std::error::Error>> {
+    let file = &config.alerts.rules_file;
+    let is_default = file.as_os_str() == "alerts/rules.toml";
+    let mut rules = load_rules(file, is_default)?;
+    if is_default {
+        // The shipped rules watch the shipped queries; with other queries, keep those that apply.
+        rules.retain(|rule| {
+            let loaded = queries.iter().any(|q| q.name == rule.query);
+            if !loaded {
+                tracing::warn!(rule = %rule.name, query = %rule.query, "alert rule skipped: its query is not loaded");
+            }
+            loaded
+        });
+    }
+    check_rules(&file.display().to_string(), &rules, queries)?;
+    for rule in &rules {
+        tracing::info!(rule = %rule.name, query = %rule.query, column = %rule.column, "alert rule ready");
+    }
+    Ok(processor.with_alerts(rules))
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `METRICS_ADDR` until the sender fires.
+pub async fn start_http(
+    config: &Config,
+    processor: &Processor,
+) -> Result<(oneshot::Sender<()>, tokio::task::JoinHandle<()>), Box<dyn std::error::Error>> {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (addr, server) = server::bind(
+        &config.processor.metrics_addr,
+        processor.metrics(),
+        processor.readiness(),
+        async move {
+            let _ = stopped.await;
+        },
+    )
+    .await?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    Ok((stop, tokio::spawn(server)))
 }
 
 /// The processor's topics (created when missing).
@@ -39,7 +98,7 @@ pub fn topic_specs(config: &Config) -> Vec<TopicSpec> {
 /// The window queries of `PROCESSOR_SQL_DIR` (built-in ones when the default is absent).
 pub async fn load_queries(
     config: &Config,
-) -> Result<Vec<std::sync::Arc<QueryDefinition>>, Box<dyn std::error::Error>> {
+) -> Result<Vec<Arc<QueryDefinition>>, Box<dyn std::error::Error>> {
     let dir = &config.processor.sql_dir;
     let is_default = dir.as_os_str() == "sql";
     let queries = QueryDefinition::load(dir, is_default).await?;

@@ -80,6 +80,11 @@ impl SecurityProtocol {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
     /// The secret itself, for handing to the client library.
     pub fn expose(&self) -> &str {
         &self.0

@@ -3,6 +3,7 @@
 //! Every variable is listed in [`vars::VARIABLES`]; a bad value fails at start-up with a
 //! [`ConfigError`] naming the variable and the values it accepts.
 
+mod alerts;
 mod error;
 mod kafka;
 mod parse;
@@ -12,6 +13,7 @@ pub mod vars;
 
 use std::path::Path;
 
+pub use alerts::AlertSettings;
 pub use error::ConfigError;
 pub use kafka::{Compression, KafkaConfig, Secret, SecurityConfig, SecurityProtocol};
 pub use parse::VarSource;
@@ -42,6 +44,8 @@ pub struct Config {
     pub producer: ProducerSettings,
     /// Processor service settings.
     pub processor: ProcessorSettings,
+    /// Alert rules and receivers.
+    pub alerts: AlertSettings,
     /// Log every recorded outcome (`ENABLE_OUTCOME_LOGGING`).
     pub enable_outcome_logging: bool,
 }
@@ -64,6 +68,7 @@ impl Config {
             },
             producer: ProducerSettings::from_source(source)?,
             processor: ProcessorSettings::from_source(source)?,
+            alerts: AlertSettings::from_source(source)?,
             enable_outcome_logging: source.bool("ENABLE_OUTCOME_LOGGING")?,
         })
     }
@@ -108,6 +113,10 @@ pub fn unknown_variables(source: &VarSource) -> Vec<String> {
                 "PIPELINE_",
                 "PROCESSOR_",
                 "WINDOW_",
+                "ALERT_",
+                "PAGERDUTY_",
+                "SLACK_",
+                "METRICS_",
             ]
             .iter()
             .any(|p| name.starts_with(p))

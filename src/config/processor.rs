@@ -22,6 +22,8 @@ pub struct ProcessorSettings {
     pub tick: Duration,
     /// Address of the `/metrics` HTTP server.
     pub metrics_addr: String,
+    /// Most label sets per metric family on `/metrics`.
+    pub metrics_max_series: usize,
 }
 
 impl ProcessorSettings {
@@ -37,6 +39,7 @@ impl ProcessorSettings {
             idle_after: millis("WINDOW_IDLE_CLOSE_MS", 100, 86_400_000)?,
             tick: millis("PROCESSOR_TICK_MS", 10, 60_000)?,
             metrics_addr: source.get_or_default("METRICS_ADDR").to_owned(),
+            metrics_max_series: source.number("METRICS_MAX_SERIES", 1, 1_000_000)?,
         })
     }
 }

@@ -192,6 +192,39 @@ pub const VARIABLES: &[EnvVar] = &[
         "Address of the processor's HTTP server (/metrics, /healthz, /readyz).",
     ),
     var(
+        "METRICS_MAX_SERIES",
+        "1000",
+        "Most label sets per metric family on /metrics (agents, error types, window groups); the rest fold into \"other\" or are dropped and counted.",
+    ),
+    var(
+        "ALERT_RULES_FILE",
+        "alerts/rules.toml",
+        "Alert rules (TOML) evaluated on closed windows; when the default is absent the shipped rules are built in.",
+    ),
+    var(
+        "ALERT_FORWARDER_GROUP",
+        "feedback-pipeline-alert-forwarder",
+        "Consumer group of `alerts forward` on the alert topic.",
+    ),
+    secret(
+        "PAGERDUTY_ROUTING_KEY",
+        "PagerDuty Events API v2 integration key; unset: alerts are not sent to PagerDuty.",
+    ),
+    var(
+        "PAGERDUTY_EVENTS_URL",
+        "https://events.pagerduty.com/v2/enqueue",
+        "PagerDuty Events API v2 endpoint.",
+    ),
+    secret(
+        "SLACK_WEBHOOK_URL",
+        "Slack incoming webhook URL; unset: alerts are not sent to Slack.",
+    ),
+    var(
+        "ALERT_MAX_BACKOFF_MS",
+        "30000",
+        "Longest wait between two attempts to deliver an alert, in ms (a receiver outage is retried until it ends).",
+    ),
+    var(
         "ENABLE_OUTCOME_LOGGING",
         "true",
         "Log every recorded outcome through tracing (true/false).",

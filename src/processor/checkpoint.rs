@@ -81,8 +81,19 @@ pub fn load(
     assignment.add_partition_offset(topic, 0, Offset::Beginning)?;
     consumer.assign(&assignment)?;
     let deadline = Instant::now() + READ_TIMEOUT;
+    // Read past the high watermark until the topic goes quiet: some brokers (tansu 0.6)
+    // report the end of a multi-record batch as its first offset + 1.
+    let mut reached_end = false;
     while Instant::now() < deadline {
-        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+        let wait = if reached_end {
+            Duration::from_millis(300)
+        } else {
+            Duration::from_millis(500)
+        };
+        let Some(message) = consumer.poll(wait) else {
+            if reached_end {
+                return Ok(found);
+            }
             continue;
         };
         let message = message?;
@@ -98,9 +109,7 @@ pub fn load(
                 Err(err) => tracing::warn!(%err, partition, "unreadable checkpoint skipped"),
             }
         }
-        if message.offset() + 1 >= high {
-            return Ok(found);
-        }
+        reached_end |= message.offset() + 1 >= high;
     }
     Err(KafkaError::MetadataFetch(
         rdkafka::types::RDKafkaErrorCode::OperationTimedOut,

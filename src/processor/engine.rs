@@ -9,6 +9,7 @@ use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::error::Result;
 
+use crate::alerts::{AlertEvaluator, AlertRecord};
 use crate::event::OutcomeEvent;
 use crate::processor::offsets::OffsetTracker;
 use crate::processor::query::{QueryDefinition, WindowResult, WindowedQuery};
@@ -192,9 +193,12 @@ impl WindowEngine {
     /// Moves the watermark and closes every window it has passed.
     pub fn advance(&mut self, now: Instant, wall_now_ms: Millis) -> Result<Vec<ClosedWindow>> {
         let watermark = self.watermark.advance(now, wall_now_ms);
+        let tracker = &self.watermark;
         let mut closed = Vec::new();
         for (query, grace) in &mut self.queries {
-            for result in query.close_through(watermark.saturating_sub(*grace))? {
+            let grace = *grace;
+            let own = |p: i32| tracker.partition_bound(p).saturating_sub(grace);
+            for result in query.close_through(watermark.saturating_sub(grace), own)? {
                 closed.push(ClosedWindow {
                     query: Arc::clone(query.definition()),
                     result,
@@ -206,7 +210,18 @@ impl WindowEngine {
 
     /// Offsets safe to commit now (the next offset to read, per partition).
     pub fn commit_positions(&mut self) -> HashMap<i32, i64> {
-        self.offsets.positions(self.watermark.watermark())
+        let shared = self.queries.iter().any(|(q, _)| !q.is_partition_aligned());
+        let tracker = &self.watermark;
+        // A partition's events are released by its own bound, and by the shared watermark too
+        // while a query closes on that.
+        self.offsets.positions(|p| {
+            let own = tracker.partition_bound(p);
+            if shared {
+                own.min(tracker.watermark())
+            } else {
+                own
+            }
+        })
     }
 
     /// The current watermark (ms).
@@ -242,6 +257,28 @@ impl WindowEngine {
         for (query, _) in &mut self.queries {
             query.revoke(partition);
         }
+    }
+
+    /// Whether `offset` of `partition` was read before a restart (a replay).
+    pub fn is_replay(&self, partition: i32, offset: i64) -> bool {
+        self.replay_until
+            .get(&partition)
+            .is_some_and(|&until| offset < until)
+    }
+
+    /// Lets `alerts` treat windows that closed with no rows at all as clear.
+    pub fn quiet_alerts(&self, alerts: &mut AlertEvaluator) -> Vec<AlertRecord> {
+        let watermark = self.watermark.watermark();
+        let mut records = Vec::new();
+        for (query, grace) in &self.queries {
+            let spec = query.definition().spec();
+            records.extend(alerts.observe_quiet(
+                &query.definition().name,
+                spec.size,
+                watermark.saturating_sub(*grace),
+            ));
+        }
+        records
     }
 
     /// The next offset to read of each partition seen.

@@ -31,10 +31,12 @@ impl OffsetTracker {
         }
     }
 
-    /// Offsets to commit (next offset to read, per partition) at watermark `watermark`.
-    pub fn positions(&mut self, watermark: Millis) -> HashMap<i32, i64> {
+    /// Offsets to commit (next offset to read, per partition) when each partition's events
+    /// are released up to `watermark(partition)`.
+    pub fn positions(&mut self, watermark: impl Fn(i32) -> Millis) -> HashMap<i32, i64> {
         let mut positions = HashMap::new();
         for (&partition, state) in &mut self.partitions {
+            let watermark = watermark(partition);
             while state
                 .pending
                 .front()
@@ -78,9 +80,9 @@ mod tests {
         tracker.record(0, 11, 200);
         tracker.record(0, 12, 150); // waits with offset 11's run
         tracker.record(0, 13, Millis::MIN);
-        assert_eq!(tracker.positions(50)[&0], 10);
-        assert_eq!(tracker.positions(100)[&0], 11);
-        assert_eq!(tracker.positions(199)[&0], 11);
-        assert_eq!(tracker.positions(200)[&0], 14);
+        assert_eq!(tracker.positions(|_| 50)[&0], 10);
+        assert_eq!(tracker.positions(|_| 100)[&0], 11);
+        assert_eq!(tracker.positions(|_| 199)[&0], 11);
+        assert_eq!(tracker.positions(|_| 200)[&0], 14);
     }
 }

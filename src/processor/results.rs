@@ -71,7 +71,8 @@ fn key_columns(rows: &RecordBatch) -> Vec<usize> {
         .collect()
 }
 
-fn millis_to_text(ms: i64) -> String {
+/// Epoch milliseconds as RFC 3339 text.
+pub fn millis_to_text(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| format_timestamp(&t))
         .unwrap_or_else(|| ms.to_string())

@@ -19,9 +19,12 @@ use super::query::QueryDefinition;
 use super::results::{ResultRecord, window_records};
 use super::source::{OutcomeConsumer, Reassignment, create_consumer};
 use super::stats::ProcessorStats;
+use crate::alerts::{AlertEvaluator, AlertRecord, AlertRule};
 use crate::config::Config;
 use crate::event::OutcomeEvent;
 use crate::kafka::{TopicSpec, ensure_topics};
+use crate::metrics::Metrics;
+use crate::metrics::server::Readiness;
 
 /// Messages read per batch at most.
 const MAX_BATCH: usize = 10_000;
@@ -35,6 +38,9 @@ pub enum ProcessorError {
     /// Query evaluation failure.
     #[error("query evaluation: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+    /// Metric registration failure (a bug: the definitions are static).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// A record waiting for the broker's acknowledgement.
@@ -51,6 +57,12 @@ pub struct Processor {
     producer: FutureProducer,
     engine: WindowEngine,
     stats: Arc<ProcessorStats>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    alerts: AlertEvaluator,
+    alerts_topic: String,
+    alert_sink: Option<mpsc::UnboundedSender<AlertRecord>>,
+    assigned: std::collections::BTreeSet<i32>,
     client_config: ClientConfig,
     checkpoint_topic: String,
     outcome_topic: String,
@@ -70,9 +82,11 @@ impl Processor {
         queries: &[Arc<QueryDefinition>],
     ) -> Result<Self, ProcessorError> {
         let settings = &config.processor;
+        let metrics = Arc::new(Metrics::new(settings.metrics_max_series)?);
         let consumer = create_consumer(
             config.kafka.client_config(servers),
             &config.kafka.consumer_group,
+            Arc::clone(&metrics.processor),
         )?;
         consumer.subscribe(&[config.topics.outcomes.as_str()])?;
         let producer: FutureProducer = config.kafka.producer_config(servers).create()?;
@@ -88,7 +102,13 @@ impl Processor {
             consumer: Arc::new(consumer),
             producer,
             engine,
-            stats: Arc::default(),
+            stats: Arc::clone(&metrics.processor),
+            metrics,
+            readiness: Arc::default(),
+            alerts: AlertEvaluator::new(Vec::new()),
+            alerts_topic: config.topics.alerts.clone(),
+            alert_sink: None,
+            assigned: Default::default(),
             client_config: config.kafka.client_config(servers),
             checkpoint_topic: checkpoint::checkpoint_topic(&config.kafka.consumer_group),
             outcome_topic: config.topics.outcomes.clone(),
@@ -104,6 +124,32 @@ impl Processor {
     /// The counters, shared.
     pub fn stats(&self) -> Arc<ProcessorStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Every metric this processor exports (serve them with [`crate::metrics::server`]).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Set once partitions are assigned: for `/readyz`.
+    pub fn readiness(&self) -> Arc<Readiness> {
+        Arc::clone(&self.readiness)
+    }
+
+    /// Evaluates `rules` on closed windows and writes their records to the alert topic.
+    pub fn with_alerts(mut self, rules: Vec<AlertRule>) -> Self {
+        self.alerts = AlertEvaluator::new(rules);
+        for (rule, firing) in self.alerts.firing() {
+            self.stats.set_alerts_firing(rule, firing);
+        }
+        self
+    }
+
+    /// Alert records as they are emitted (besides the alert topic).
+    pub fn subscribe_alerts(&mut self) -> mpsc::UnboundedReceiver<AlertRecord> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.alert_sink = Some(sender);
+        receiver
     }
 
     /// Result records as they are emitted (besides the metrics topic).
@@ -168,6 +214,8 @@ impl Processor {
                     for &partition in &partitions {
                         self.engine.revoke(partition);
                         self.last_commit.remove(&partition);
+                        self.assigned.remove(&partition);
+                        self.stats.forget_partition(&self.outcome_topic, partition);
                     }
                     batch.retain(|(p, ..)| !partitions.contains(p));
                 }
@@ -175,6 +223,8 @@ impl Processor {
                     tracing::info!(?partitions, "partitions assigned");
                     self.engine.assign(&partitions, Instant::now());
                     self.restore(&partitions);
+                    self.assigned.extend(partitions.iter().copied());
+                    self.readiness.set(true);
                 }
             }
         }
@@ -193,6 +243,7 @@ impl Processor {
         match loaded {
             Ok(checkpoints) => {
                 for (partition, checkpoint) in checkpoints {
+                    tracing::debug!(partition, ?checkpoint, "checkpoint restored");
                     self.engine.restore(partition, &checkpoint);
                 }
             }
@@ -216,6 +267,9 @@ impl Processor {
             };
             match decoded {
                 Ok(event) => {
+                    if !self.engine.is_replay(partition, offset) {
+                        self.metrics.events.observe(&event);
+                    }
                     by_partition
                         .entry(partition)
                         .or_default()
@@ -237,6 +291,13 @@ impl Processor {
             }
         }
         for (partition, events) in by_partition {
+            tracing::trace!(
+                partition,
+                first = events[0].0,
+                last = events[events.len() - 1].0,
+                n = events.len(),
+                "ingesting"
+            );
             for late in self.engine.ingest(partition, &events, now)? {
                 let offset = events[late.index].0;
                 let (key, payload) = raw.remove(&(partition, offset)).unwrap_or_default();
@@ -255,9 +316,22 @@ impl Processor {
             }
         }
         let wall_now = chrono::Utc::now().timestamp_millis();
-        for closed in self.engine.advance(now, wall_now)? {
+        let closed_windows = self.engine.advance(now, wall_now)?;
+        let emitting = !closed_windows.is_empty();
+        let mut alerts = Vec::new();
+        for closed in closed_windows {
+            let query = &closed.query.name;
             let records = window_records(&closed);
-            self.stats.add_window(records.len() as u64);
+            tracing::debug!(query = %query, start = closed.result.window.start, rows = records.len(), watermark = self.engine.watermark(), "window closed");
+            self.stats.add_window(query, records.len() as u64);
+            self.metrics
+                .windows
+                .update(query, closed.result.window, &closed.result.rows);
+            alerts.extend(self.alerts.observe_window(
+                query,
+                closed.result.window,
+                &closed.result.rows,
+            ));
             for record in records {
                 self.unsent.push(Outgoing {
                     topic: self.metrics_topic.clone(),
@@ -270,9 +344,46 @@ impl Processor {
                 }
             }
         }
+        alerts.extend(self.engine.quiet_alerts(&mut self.alerts));
+        self.alert_records(alerts);
         self.stats.set_watermark(self.engine.watermark());
+        let (panes, groups) = self.engine.open_state();
+        self.stats.set_open_state(panes, groups);
+        self.stats.set_assigned(self.assigned.len());
+        let started = Instant::now();
         self.send_unsent().await;
+        if emitting {
+            self.stats.observe_emit(started.elapsed().as_secs_f64());
+        }
         Ok(())
+    }
+
+    /// Queues alert records for the alert topic (keyed by dedup key, so one alert's trigger
+    /// and resolve stay in order) and updates the firing gauges.
+    fn alert_records(&mut self, records: Vec<AlertRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        for record in records {
+            tracing::warn!(rule = %record.rule, action = record.action.as_str(), summary = %record.summary, "alert");
+            self.stats
+                .add_alert_record(&record.rule, record.action.as_str());
+            match serde_json::to_vec(&record) {
+                Ok(payload) => self.unsent.push(Outgoing {
+                    topic: self.alerts_topic.clone(),
+                    key: Some(record.dedup_key.clone().into_bytes()),
+                    payload,
+                    headers: None,
+                }),
+                Err(err) => tracing::error!(%err, "encoding an alert record failed"),
+            }
+            if let Some(sink) = &self.alert_sink {
+                let _ = sink.send(record);
+            }
+        }
+        for (rule, firing) in self.alerts.firing() {
+            self.stats.set_alerts_firing(rule, firing);
+        }
     }
 
     fn dead_letter(&mut self, letter: DeadLetter) {
@@ -349,6 +460,7 @@ impl Processor {
             tracing::warn!(%err, "saving checkpoints failed; offsets not committed");
             return;
         }
+        tracing::trace!(?checkpoints, ?positions, "committing");
         let consumer = Arc::clone(&self.consumer);
         let result = tokio::task::block_in_place(|| consumer.commit(&list, CommitMode::Sync));
         self.stats.add_commit(result.is_ok());

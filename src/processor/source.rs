@@ -1,12 +1,15 @@
 //! The source: a consumer in the processor's group on `agent-outcomes`, with manual commits
 //! and rebalances handed to the processing loop.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
+use rdkafka::statistics::Statistics;
+
+use super::stats::ProcessorStats;
 
 /// A partition assignment change the loop must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,10 +20,11 @@ pub enum Reassignment {
     Revoked(Vec<i32>),
 }
 
-/// Consumer context that queues rebalances for the processing loop.
-#[derive(Default)]
+/// Consumer context that queues rebalances for the processing loop and turns librdkafka's
+/// statistics into the consumer-lag gauge.
 pub struct SourceContext {
     changes: Mutex<Vec<Reassignment>>,
+    stats: Arc<ProcessorStats>,
 }
 
 impl SourceContext {
@@ -37,7 +41,19 @@ impl SourceContext {
     }
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, topic_stats) in &statistics.topics {
+            for (&partition, partition_stats) in &topic_stats.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 is unknown.
+                if partition >= 0 && partition_stats.consumer_lag >= 0 {
+                    self.stats
+                        .set_consumer_lag(topic, partition, partition_stats.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -61,13 +77,21 @@ impl ConsumerContext for SourceContext {
 pub type OutcomeConsumer = StreamConsumer<SourceContext>;
 
 /// Creates the consumer: manual commits, reading from the earliest offset when the group has
-/// none (a new group processes the retained history).
-pub fn create_consumer(mut config: ClientConfig, group_id: &str) -> KafkaResult<OutcomeConsumer> {
+/// none (a new group processes the retained history); statistics every 2 s feed the lag gauge.
+pub fn create_consumer(
+    mut config: ClientConfig,
+    group_id: &str,
+    stats: Arc<ProcessorStats>,
+) -> KafkaResult<OutcomeConsumer> {
     config
         .set("group.id", group_id)
+        .set("statistics.interval.ms", "2000")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range");
-    config.create_with_context(SourceContext::default())
+    config.create_with_context(SourceContext {
+        changes: Mutex::default(),
+        stats,
+    })
 }

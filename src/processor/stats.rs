@@ -1,21 +1,47 @@
-//! Counters of the processor's own work, readable from code (tests, the embedded run) and
-//! exported on `/metrics`.
+//! The processor's own health, as Prometheus metrics (exported on `/metrics`) that code and
+//! tests also read through [`ProcessorStats::snapshot`].
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+use super::dead_letter;
+
+/// Every dead-letter reason, so each series exists (at 0) from the start.
+const REASONS: [&str; 7] = [
+    "too_large",
+    "malformed_json",
+    "missing_field",
+    "wrong_type",
+    "invalid_value",
+    dead_letter::EMPTY,
+    dead_letter::LATE,
+];
 
 /// What the processor has done so far.
-#[derive(Debug, Default)]
 pub struct ProcessorStats {
-    consumed: AtomicU64,
-    windows_emitted: AtomicU64,
-    result_records: AtomicU64,
-    commits: AtomicU64,
-    commit_failures: AtomicU64,
-    rebalances: AtomicU64,
-    watermark_ms: AtomicI64,
-    dead_letters: Mutex<BTreeMap<&'static str, u64>>,
+    consumed: IntCounter,
+    windows_emitted: IntCounterVec,
+    result_records: IntCounter,
+    commits: IntCounter,
+    commit_failures: IntCounter,
+    rebalances: IntCounter,
+    late: IntCounter,
+    dead_letters: IntCounterVec,
+    assigned_partitions: IntGauge,
+    open_windows: IntGauge,
+    open_groups: IntGauge,
+    consumer_lag: IntGaugeVec,
+    emit_latency: Histogram,
+    alerts_firing: IntGaugeVec,
+    alert_records: IntCounterVec,
+    watermark: WatermarkLag,
 }
 
 /// A copy of the counters.
@@ -46,52 +72,269 @@ impl StatsSnapshot {
     }
 }
 
+fn counter(name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    IntCounter::with_opts(Opts::new(name, help))
+}
+
+fn gauge(name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    IntGauge::with_opts(Opts::new(name, help))
+}
+
 impl ProcessorStats {
-    pub(crate) fn add_consumed(&self, n: u64) {
-        self.consumed.fetch_add(n, Ordering::Relaxed);
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let stats = Self::unregistered()?;
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(stats.consumed.clone()),
+            Box::new(stats.windows_emitted.clone()),
+            Box::new(stats.result_records.clone()),
+            Box::new(stats.commits.clone()),
+            Box::new(stats.commit_failures.clone()),
+            Box::new(stats.rebalances.clone()),
+            Box::new(stats.late.clone()),
+            Box::new(stats.dead_letters.clone()),
+            Box::new(stats.assigned_partitions.clone()),
+            Box::new(stats.open_windows.clone()),
+            Box::new(stats.open_groups.clone()),
+            Box::new(stats.consumer_lag.clone()),
+            Box::new(stats.emit_latency.clone()),
+            Box::new(stats.alerts_firing.clone()),
+            Box::new(stats.alert_records.clone()),
+            Box::new(stats.watermark.clone()),
+        ];
+        for collector in collectors {
+            registry.register(collector)?;
+        }
+        Ok(stats)
     }
-    pub(crate) fn add_window(&self, records: u64) {
-        self.windows_emitted.fetch_add(1, Ordering::Relaxed);
-        self.result_records.fetch_add(records, Ordering::Relaxed);
+
+    fn unregistered() -> prometheus::Result<Self> {
+        let dead_letters = IntCounterVec::new(
+            Opts::new(
+                "feedback_pipeline_processor_dead_letters_total",
+                "Messages sent to the dead-letter topic, by reason.",
+            ),
+            &["reason"],
+        )?;
+        for reason in REASONS {
+            dead_letters.with_label_values(&[reason]);
+        }
+        Ok(Self {
+            consumed: counter(
+                "feedback_pipeline_processor_events_consumed_total",
+                "Messages read from the outcome topic.",
+            )?,
+            windows_emitted: IntCounterVec::new(
+                Opts::new(
+                    "feedback_pipeline_processor_windows_emitted_total",
+                    "Windows closed with at least one row, by query.",
+                ),
+                &["query"],
+            )?,
+            result_records: counter(
+                "feedback_pipeline_processor_result_records_total",
+                "Result rows sent to the metrics topic.",
+            )?,
+            commits: counter(
+                "feedback_pipeline_processor_commits_total",
+                "Offset commits made.",
+            )?,
+            commit_failures: counter(
+                "feedback_pipeline_processor_commit_failures_total",
+                "Offset commits (or the checkpoints before them) that failed.",
+            )?,
+            rebalances: counter(
+                "feedback_pipeline_processor_rebalances_total",
+                "Partition assignments and revocations.",
+            )?,
+            late: counter(
+                "feedback_pipeline_processor_late_events_total",
+                "Events later than their windows' close, sent to the dead-letter topic.",
+            )?,
+            dead_letters,
+            assigned_partitions: gauge(
+                "feedback_pipeline_processor_assigned_partitions",
+                "Partitions of the outcome topic this instance owns.",
+            )?,
+            open_windows: gauge(
+                "feedback_pipeline_processor_open_windows",
+                "Open panes (window slices) over all queries.",
+            )?,
+            open_groups: gauge(
+                "feedback_pipeline_processor_open_groups",
+                "Open (pane, group) aggregate states over all queries.",
+            )?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "feedback_pipeline_processor_consumer_lag_messages",
+                    "Messages between this consumer's position and the partition's end.",
+                ),
+                &["topic", "partition"],
+            )?,
+            emit_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "feedback_pipeline_processor_emit_latency_seconds",
+                    "From closing windows to the broker acknowledging their results.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            )?,
+            alerts_firing: IntGaugeVec::new(
+                Opts::new("feedback_pipeline_alerts_firing", "Alerts firing, by rule."),
+                &["rule"],
+            )?,
+            alert_records: IntCounterVec::new(
+                Opts::new(
+                    "feedback_pipeline_alert_records_total",
+                    "Alert records written, by rule and action (trigger, resolve).",
+                ),
+                &["rule", "action"],
+            )?,
+            watermark: WatermarkLag::new()?,
+        })
+    }
+
+    pub(crate) fn add_consumed(&self, n: u64) {
+        self.consumed.inc_by(n);
+    }
+    pub(crate) fn add_window(&self, query: &str, records: u64) {
+        self.windows_emitted.with_label_values(&[query]).inc();
+        self.result_records.inc_by(records);
     }
     pub(crate) fn add_commit(&self, ok: bool) {
-        let counter = if ok {
-            &self.commits
+        if ok {
+            self.commits.inc();
         } else {
-            &self.commit_failures
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            self.commit_failures.inc();
+        }
     }
     pub(crate) fn add_rebalance(&self) {
-        self.rebalances.fetch_add(1, Ordering::Relaxed);
+        self.rebalances.inc();
     }
     pub(crate) fn set_watermark(&self, ms: i64) {
-        self.watermark_ms.store(ms, Ordering::Relaxed);
+        self.watermark.set(ms);
     }
     pub(crate) fn add_dead_letter(&self, reason: &'static str) {
-        *self
-            .dead_letters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(reason)
-            .or_default() += 1;
+        self.dead_letters.with_label_values(&[reason]).inc();
+        if reason == dead_letter::LATE {
+            self.late.inc();
+        }
+    }
+    pub(crate) fn set_open_state(&self, panes: usize, groups: usize) {
+        self.open_windows.set(panes as i64);
+        self.open_groups.set(groups as i64);
+    }
+    pub(crate) fn set_assigned(&self, partitions: usize) {
+        self.assigned_partitions.set(partitions as i64);
+    }
+    pub(crate) fn observe_emit(&self, seconds: f64) {
+        self.emit_latency.observe(seconds);
+    }
+    pub(crate) fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.consumer_lag
+            .with_label_values(&[topic, &partition.to_string()])
+            .set(lag);
+    }
+    pub(crate) fn forget_partition(&self, topic: &str, partition: i32) {
+        let _ = self
+            .consumer_lag
+            .remove_label_values(&[topic, &partition.to_string()]);
+    }
+    pub(crate) fn set_alerts_firing(&self, rule: &str, firing: usize) {
+        self.alerts_firing
+            .with_label_values(&[rule])
+            .set(firing as i64);
+    }
+    pub(crate) fn add_alert_record(&self, rule: &str, action: &str) {
+        self.alert_records.with_label_values(&[rule, action]).inc();
     }
 
     /// Reads every counter.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
-            consumed: self.consumed.load(Ordering::Relaxed),
-            windows_emitted: self.windows_emitted.load(Ordering::Relaxed),
-            result_records: self.result_records.load(Ordering::Relaxed),
-            commits: self.commits.load(Ordering::Relaxed),
-            commit_failures: self.commit_failures.load(Ordering::Relaxed),
-            rebalances: self.rebalances.load(Ordering::Relaxed),
-            watermark_ms: self.watermark_ms.load(Ordering::Relaxed),
-            dead_letters: self
-                .dead_letters
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            consumed: self.consumed.get(),
+            windows_emitted: self
+                .windows_emitted
+                .collect()
+                .iter()
+                .flat_map(|family| family.get_metric())
+                .map(|metric| metric.get_counter().get_value() as u64)
+                .sum(),
+            result_records: self.result_records.get(),
+            commits: self.commits.get(),
+            commit_failures: self.commit_failures.get(),
+            rebalances: self.rebalances.get(),
+            watermark_ms: self.watermark.get(),
+            dead_letters: REASONS
+                .iter()
+                .map(|&r| (r, self.dead_letters.with_label_values(&[r]).get()))
+                .filter(|&(_, n)| n > 0)
+                .collect(),
         }
+    }
+}
+
+impl Default for ProcessorStats {
+    /// Metrics not registered anywhere (tests, embedding without `/metrics`).
+    fn default() -> Self {
+        Self::unregistered().expect("static metric definitions are valid")
+    }
+}
+
+/// The watermark and how far it trails the wall clock, computed when scraped so a stalled
+/// loop shows a growing lag.
+#[derive(Clone)]
+struct WatermarkLag {
+    watermark_ms: std::sync::Arc<AtomicI64>,
+    timestamp: Gauge,
+    lag: Gauge,
+}
+
+impl WatermarkLag {
+    fn new() -> prometheus::Result<Self> {
+        Ok(Self {
+            watermark_ms: std::sync::Arc::new(AtomicI64::new(i64::MIN)),
+            timestamp: Gauge::with_opts(Opts::new(
+                "feedback_pipeline_processor_watermark_timestamp_seconds",
+                "The event-time watermark, seconds since the epoch.",
+            ))?,
+            lag: Gauge::with_opts(Opts::new(
+                "feedback_pipeline_processor_watermark_lag_seconds",
+                "How far the watermark trails the wall clock (0 before the first event).",
+            ))?,
+        })
+    }
+
+    fn set(&self, ms: i64) {
+        self.watermark_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> i64 {
+        self.watermark_ms.load(Ordering::Relaxed)
+    }
+}
+
+impl Collector for WatermarkLag {
+    fn desc(&self) -> Vec<&Desc> {
+        self.timestamp
+            .desc()
+            .into_iter()
+            .chain(self.lag.desc())
+            .collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let watermark = self.get();
+        if watermark > i64::MIN {
+            let now = chrono::Utc::now().timestamp_millis();
+            self.timestamp.set(watermark as f64 / 1000.0);
+            self.lag.set((now - watermark).max(0) as f64 / 1000.0);
+        }
+        self.timestamp
+            .collect()
+            .into_iter()
+            .chain(self.lag.collect())
+            .collect()
     }
 }

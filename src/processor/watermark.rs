@@ -1,6 +1,9 @@
 //! Event-time progress: per-partition maximum event time, the watermark as the lowest of
 //! them minus the allowed out-of-orderness, idle partitions left out, and wall-clock progress
-//! once every partition is idle.
+//! once every partition is idle. Each partition also has its own bound (its newest event
+//! time minus the out-of-orderness, or the watermark once it is idle): queries whose groups
+//! live in one partition close that partition's windows on it, so a partition assigned late
+//! (a restart, a rebalance) replays its backlog into complete windows.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -11,6 +14,8 @@ use crate::processor::window::Millis;
 struct PartitionProgress {
     max_event_time: Millis,
     last_seen: Instant,
+    /// This partition's own bound; never goes back.
+    bound: Millis,
 }
 
 /// The watermark of one consumer's assigned partitions.
@@ -42,6 +47,7 @@ impl WatermarkTracker {
             .or_insert(PartitionProgress {
                 max_event_time: event_time,
                 last_seen: now,
+                bound: Millis::MIN,
             });
         progress.max_event_time = progress.max_event_time.max(event_time);
         progress.last_seen = now;
@@ -56,6 +62,7 @@ impl WatermarkTracker {
             .or_insert(PartitionProgress {
                 max_event_time: Millis::MIN,
                 last_seen: now,
+                bound: Millis::MIN,
             });
     }
 
@@ -83,7 +90,22 @@ impl WatermarkTracker {
             None => Millis::MIN,
         };
         self.watermark = self.watermark.max(candidate);
+        for progress in self.partitions.values_mut() {
+            let own = progress
+                .max_event_time
+                .saturating_sub(self.out_of_orderness);
+            let idle = now.duration_since(progress.last_seen) >= self.idle_after;
+            let candidate = if idle { own.max(self.watermark) } else { own };
+            progress.bound = progress.bound.max(candidate);
+        }
         self.watermark
+    }
+
+    /// `partition`'s own bound as of the last [`Self::advance`] (`Millis::MIN` if unknown).
+    pub fn partition_bound(&self, partition: i32) -> Millis {
+        self.partitions
+            .get(&partition)
+            .map_or(Millis::MIN, |p| p.bound)
     }
 
     /// The current watermark.
@@ -123,5 +145,24 @@ mod tests {
             tracker.advance(start + Duration::from_secs(20), 50_000),
             49_900
         );
+    }
+
+    #[test]
+    fn a_partition_assigned_late_keeps_its_own_bound() {
+        let start = Instant::now();
+        let mut tracker = WatermarkTracker::new(Duration::from_millis(100), Duration::from_secs(5));
+        tracker.observe(0, 10_000, start);
+        assert_eq!(tracker.advance(start, 0), 9_900);
+        // Partition 1 arrives with a backlog far behind: the watermark stays, its bound follows
+        // its own events.
+        tracker.assign(1, start);
+        tracker.observe(1, 2_000, start);
+        assert_eq!(tracker.advance(start, 0), 9_900);
+        assert_eq!(tracker.partition_bound(1), 1_900);
+        assert_eq!(tracker.partition_bound(0), 9_900);
+        // Once quiet it follows the watermark.
+        tracker.observe(0, 11_000, start + Duration::from_secs(6));
+        tracker.advance(start + Duration::from_secs(6), 0);
+        assert_eq!(tracker.partition_bound(1), 10_900);
     }
 }

@@ -35,7 +35,14 @@ pub async fn read_events(
         else {
             continue;
         };
-        let message = message.expect("consumer error");
+        let message = match message {
+            Ok(message) => message,
+            // The topic may not exist yet: callers poll until it does.
+            Err(rdkafka::error::KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+            )) => continue,
+            Err(err) => panic!("consumer error: {err}"),
+        };
         let event = OutcomeEvent::from_json_slice(message.payload().unwrap_or_default())
             .expect("valid event on the topic");
         assert_eq!(
@@ -83,7 +90,14 @@ pub async fn read_raw(
         else {
             continue;
         };
-        let message = message.expect("consumer error");
+        let message = match message {
+            Ok(message) => message,
+            // The topic may not exist yet: callers poll until it does.
+            Err(rdkafka::error::KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+            )) => continue,
+            Err(err) => panic!("consumer error: {err}"),
+        };
         let headers = message
             .headers()
             .map(|headers| {

@@ -71,7 +71,13 @@ pub struct CompiledQuery {
     pub result_steps: Vec<ResultStep>,
     /// The query's result schema.
     pub output: SchemaRef,
+    /// Whether the query groups by `agent_name`, the outcome topic's key: every group then
+    /// lives in one partition, so each partition's windows can close on its own event time.
+    pub partition_aligned: bool,
 }
+
+/// The column outcome events are keyed by on the topic.
+const PARTITION_KEY: &str = "agent_name";
 
 fn plan_error(message: impl Into<String>) -> DataFusionError {
     DataFusionError::Plan(message.into())
@@ -252,6 +258,10 @@ impl CompiledQuery {
                 }
             }
         }
+        let partition_aligned = aggregate
+            .group_expr
+            .iter()
+            .any(|expr| matches!(expr, Expr::Column(column) if column.name == PARTITION_KEY));
         let arrow_input = Arc::new(input_schema.as_arrow().clone());
         let mut aggregates = Vec::new();
         for expr in &aggregate.aggr_expr {
@@ -292,6 +302,7 @@ impl CompiledQuery {
             aggregate_output: Arc::new(aggregate.schema.as_arrow().clone()),
             result_steps,
             output,
+            partition_aligned,
         })
     }
 

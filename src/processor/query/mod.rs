@@ -6,7 +6,7 @@ mod panes;
 mod rewrite;
 mod window_clause;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,8 +156,16 @@ pub const BUILTIN_QUERIES: &[(&str, &str)] = &[
     ),
     ("error_types", include_str!("../../../sql/error_types.sql")),
     (
+        "failure_rate_overall",
+        include_str!("../../../sql/failure_rate_overall.sql"),
+    ),
+    (
         "latency_by_agent",
         include_str!("../../../sql/latency_by_agent.sql"),
+    ),
+    (
+        "slow_executions",
+        include_str!("../../../sql/slow_executions.sql"),
     ),
     (
         "success_rate_by_agent_type",
@@ -211,10 +219,9 @@ pub struct WindowedQuery {
     store: PaneStore,
     /// Per partition: windows ending at or before this are closed (emitted) for it.
     closed: HashMap<i32, Millis>,
-    /// The last bound windows were closed through; a partition seen later starts there.
+    /// Where a partition seen for the first time starts: for a query across partitions the
+    /// last shared bound (its windows are out already); for a partition-aligned one nothing.
     bound: Millis,
-    /// The earliest window start not yet closed for every partition.
-    next_start: Millis,
 }
 
 /// A closed window's result rows.
@@ -234,7 +241,6 @@ impl WindowedQuery {
             store,
             closed: HashMap::new(),
             bound: Millis::MIN,
-            next_start: Millis::MIN,
         })
     }
 
@@ -300,51 +306,75 @@ impl WindowedQuery {
         Ok(())
     }
 
-    /// Closes every window ending at or before `bound`, earliest first; windows without
-    /// events produce nothing.
-    pub fn close_through(&mut self, bound: Millis) -> datafusion::error::Result<Vec<WindowResult>> {
-        if bound <= self.bound {
-            return Ok(Vec::new());
-        }
+    /// Whether each partition's windows close on that partition's own bound (the query
+    /// groups by the topic's key) rather than on the shared watermark.
+    pub fn is_partition_aligned(&self) -> bool {
+        self.definition.compiled.partition_aligned
+    }
+
+    /// Closes, earliest first, every window ending at or before the bound of each partition:
+    /// `own(partition)` for a partition-aligned query, `shared` otherwise. Windows without
+    /// events produce nothing; a window's rows merge the partitions closing it now.
+    pub fn close_through(
+        &mut self,
+        shared: Millis,
+        own: impl Fn(i32) -> Millis,
+    ) -> datafusion::error::Result<Vec<WindowResult>> {
         let spec = self.definition.spec();
+        let aligned = self.is_partition_aligned();
+        let bound_for = |p: i32| if aligned { own(p) } else { shared };
+        let partitions: BTreeMap<i32, (Millis, Millis)> = self
+            .store
+            .partitions()
+            .into_iter()
+            .chain(self.closed.keys().copied())
+            .map(|p| {
+                let closed = self.closed_for(p);
+                (p, (closed, closed.max(bound_for(p))))
+            })
+            .filter(|(_, (closed, bound))| bound > closed)
+            .collect();
         let mut results = Vec::new();
-        if let (Some(first_pane), Some(last_pane)) =
-            (self.store.first_pane(), self.store.last_pane())
-        {
-            let mut start = self.next_start.max(spec.first_window(first_pane).start);
+        let upper = partitions.values().map(|&(_, bound)| bound).max();
+        let lower = partitions.values().map(|&(closed, _)| closed).min();
+        if let (Some(first_pane), Some(last_pane), Some(upper), Some(lower)) = (
+            self.store.first_pane(),
+            self.store.last_pane(),
+            upper,
+            lower,
+        ) {
+            let mut start = spec
+                .first_window(first_pane)
+                .start
+                .max(open_from(spec, lower));
             while start <= last_pane {
                 let window = spec.window_at(start);
-                if window.end > bound {
+                if window.end > upper {
                     break;
                 }
-                let closed = &self.closed;
-                let old_bound = self.bound;
-                let open_for = |p: i32| window.end > closed.get(&p).copied().unwrap_or(old_bound);
-                if self.store.has_data_in(window, open_for) {
+                let closing = |p: i32| {
+                    partitions
+                        .get(&p)
+                        .is_some_and(|&(closed, bound)| window.end > closed && window.end <= bound)
+                };
+                if self.store.has_data_in(window, closing) {
                     let rows = self
                         .store
-                        .evaluate(&self.definition.compiled, window, open_for)?;
+                        .evaluate(&self.definition.compiled, window, closing)?;
                     if rows.num_rows() > 0 {
                         results.push(WindowResult { window, rows });
                     }
                 }
                 start += spec.advance;
             }
-            self.next_start = self.next_start.max(start);
         }
-        self.next_start = self.next_start.max(open_from(spec, bound));
-        let partitions: Vec<i32> = self
-            .store
-            .partitions()
-            .into_iter()
-            .chain(self.closed.keys().copied())
-            .collect();
-        for partition in partitions {
-            let closed = self.closed_for(partition).max(bound);
-            self.closed.insert(partition, closed);
-            self.store.evict_before(partition, open_from(spec, closed));
+        for (&partition, &(_, bound)) in &partitions {
+            self.closed.insert(partition, bound);
+            self.store.evict_before(partition, open_from(spec, bound));
         }
-        self.bound = bound;
+        if !aligned {
+            self.bound = self.bound.max(shared);
+        }
         Ok(results)
     }
 
