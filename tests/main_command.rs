@@ -9,6 +9,7 @@ fn run_with_no_kafka_configured_uses_the_embedded_cluster() {
         .args(["run", "--max-events", "30", "--rate", "200"])
         .current_dir(dir.path())
         .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env("METRICS_ADDR", "127.0.0.1:0")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

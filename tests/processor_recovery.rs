@@ -86,6 +86,7 @@ impl Setup {
             ("WINDOW_IDLE_CLOSE_MS", "10000"),
             ("PROCESSOR_TICK_MS", "50"),
             ("SPOOL_DIR", "off"),
+            ("METRICS_ADDR", "127.0.0.1:0"),
             // A killed member is replaced after 6 s instead of librdkafka's default 45 s.
             ("KAFKA_PROPERTY_SESSION_TIMEOUT_MS", "6000"),
         ]
