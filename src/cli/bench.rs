@@ -1,4 +1,4 @@
-//! `feedback-pipeline bench producer`: events per second through `FeedbackPipeline` to the
+//! `feedback-pipeline bench producer` (and `processor`, `cluster`; see bench_processor.rs): events per second through `FeedbackPipeline` to the
 //! broker and acknowledged, against a bare rdkafka producer sending the same payloads.
 
 use std::sync::Arc;
@@ -22,6 +22,10 @@ use feedback_pipeline::simulate::Fleet;
 pub enum BenchCommand {
     /// Producer throughput: FeedbackPipeline vs a bare rdkafka producer on the same broker.
     Producer(ProducerBenchArgs),
+    /// Processor throughput (vs a bare consumer) and peak memory.
+    Processor(super::bench_processor::ProcessorBenchArgs),
+    /// Host a mock cluster for a benchmark in another process.
+    Cluster(super::bench_processor::ClusterArgs),
 }
 
 /// Options of `bench producer`.
@@ -42,6 +46,8 @@ pub async fn execute(
 ) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         BenchCommand::Producer(args) => producer(config, args).await,
+        BenchCommand::Processor(args) => super::bench_processor::processor(config, args).await,
+        BenchCommand::Cluster(args) => super::bench_processor::cluster(args).await,
     }
 }
 
@@ -144,7 +150,8 @@ fn pipeline_run(
     Ok(events.len() as f64 / elapsed.as_secs_f64())
 }
 
-struct CountingContext(Arc<AtomicU64>);
+/// Counts acknowledged deliveries.
+pub(super) struct CountingContext(pub(super) Arc<AtomicU64>);
 
 impl ClientContext for CountingContext {}
 
@@ -187,7 +194,8 @@ fn bare_run(
     Ok(payloads.len() as f64 / elapsed.as_secs_f64())
 }
 
-fn median(values: &mut [f64]) -> f64 {
+/// The median (upper for an even count).
+pub(super) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
