@@ -288,3 +288,17 @@ fn the_command_fails_fast_naming_the_variable() {
     assert!(stderr.contains("KAFKA_COMPRESSION=brotli"), "{stderr}");
     assert!(stderr.contains("none, gzip, snappy, lz4, zstd"), "{stderr}");
 }
+
+#[test]
+fn the_readme_configuration_table_lists_every_variable() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md exists");
+    for var in vars::VARIABLES {
+        let row = format!("| `{}` | ", var.name);
+        assert!(
+            readme.contains(&row),
+            "README's configuration table lacks {}",
+            var.name
+        );
+    }
+}

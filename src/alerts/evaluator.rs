@@ -319,3 +319,107 @@ fn record(
 fn round(value: f64) -> f64 {
     (value * 10_000.0).round() / 10_000.0
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use datafusion::arrow::array::{Float64Array, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    use super::*;
+    use crate::alerts::rules::{AlertSeverity, MinEvents};
+
+    const MINUTE: Millis = 60_000;
+
+    fn rule(keep_firing_for: Duration, pending_for: Duration) -> AlertRule {
+        AlertRule {
+            name: "AgentFailureRateHigh".into(),
+            query: "q".into(),
+            column: "failure_rate".into(),
+            above: Some(0.1),
+            below: None,
+            min_events: Some(MinEvents {
+                column: "executions".into(),
+                at_least: 10.0,
+            }),
+            pending_for,
+            keep_firing_for,
+            severity: AlertSeverity::Error,
+            description: String::new(),
+        }
+    }
+
+    fn rows(values: &[(&str, f64, i64)]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("agent_name", DataType::Utf8, false),
+            Field::new("failure_rate", DataType::Float64, false),
+            Field::new("executions", DataType::Int64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from_iter_values(values.iter().map(|v| v.0))),
+                Arc::new(Float64Array::from_iter_values(values.iter().map(|v| v.1))),
+                Arc::new(Int64Array::from_iter_values(values.iter().map(|v| v.2))),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn window(n: Millis) -> WindowBounds {
+        WindowBounds {
+            start: n * MINUTE,
+            end: (n + 1) * MINUTE,
+        }
+    }
+
+    #[test]
+    fn a_value_hovering_at_the_threshold_fires_once_and_resolves_once() {
+        let mut evaluator =
+            AlertEvaluator::new(vec![rule(Duration::from_secs(180), Duration::ZERO)]);
+        let mut records = Vec::new();
+        // Above, below, above, below ... for 10 windows, then clear for 4.
+        for n in 0..14 {
+            let rate = if n < 10 && n % 2 == 0 { 0.12 } else { 0.09 };
+            records.extend(evaluator.observe_window("q", window(n), &rows(&[("a", rate, 50)])));
+        }
+        let actions: Vec<_> = records.iter().map(|r| r.action).collect();
+        assert_eq!(actions, [AlertAction::Trigger, AlertAction::Resolve]);
+        assert_eq!(records[0].dedup_key, records[1].dedup_key);
+        assert_eq!(records[0].labels["agent_name"], "a");
+        assert_eq!(records[0].value, 0.12);
+        // Last breach in window 8 (ends at 9 min); clear for 3 min by the end of window 11.
+        assert_eq!(records[1].window_end, millis_to_text(12 * MINUTE));
+    }
+
+    #[test]
+    fn pending_for_delays_the_trigger_and_low_traffic_never_fires() {
+        let mut evaluator =
+            AlertEvaluator::new(vec![rule(Duration::ZERO, Duration::from_secs(120))]);
+        let first =
+            evaluator.observe_window("q", window(0), &rows(&[("a", 0.5, 50), ("b", 1.0, 3)]));
+        assert!(first.is_empty(), "pending, and b has too few events");
+        let second = evaluator.observe_window("q", window(1), &rows(&[("a", 0.5, 50)]));
+        assert_eq!(second.len(), 1, "held for 2 min by the end of window 1");
+        assert_eq!(second[0].first_seen, millis_to_text(0));
+        // A group missing from a window is clear: with no keep-firing time it resolves.
+        let third = evaluator.observe_window("q", window(2), &rows(&[("b", 1.0, 3)]));
+        assert_eq!(third.len(), 1);
+        assert_eq!(third[0].action, AlertAction::Resolve);
+        assert_eq!(evaluator.firing(), [("AgentFailureRateHigh", 0)]);
+    }
+
+    #[test]
+    fn quiet_windows_resolve_a_firing_alert() {
+        let mut evaluator =
+            AlertEvaluator::new(vec![rule(Duration::from_secs(60), Duration::ZERO)]);
+        let fired = evaluator.observe_window("q", window(0), &rows(&[("a", 0.5, 50)]));
+        assert_eq!(fired.len(), 1);
+        assert!(evaluator.observe_quiet("q", MINUTE, MINUTE).is_empty());
+        let resolved = evaluator.observe_quiet("q", MINUTE, 3 * MINUTE);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].action, AlertAction::Resolve);
+    }
+}

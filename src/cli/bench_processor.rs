@@ -52,15 +52,38 @@ pub struct ProcessorBenchArgs {
 /// Options of `bench cluster`.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
-    /// Topic to create (4 partitions): the mock cluster cannot create topics later.
+    /// Outcome topic to create (4 partitions), with the result, dead-letter and checkpoint
+    /// topics `bench processor --topic` uses: the mock cluster cannot create topics later.
     #[arg(long, default_value = "bench-outcomes")]
     topic: String,
+    /// Runs the benchmark will make (one consumer group, so one checkpoint topic, each).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+/// Every topic a benchmark over `topic` writes or reads.
+fn bench_topics(topic: &str, runs: usize) -> Vec<TopicSpec> {
+    let mut topics = vec![
+        TopicSpec::new(topic, 4),
+        TopicSpec::new(format!("{topic}-metrics"), 4),
+        TopicSpec::new(format!("{topic}-alerts"), 1),
+        TopicSpec::new(format!("{topic}-dlq"), 1),
+    ];
+    topics.extend(
+        (0..runs).map(|run| TopicSpec::new(format!("{}-checkpoints", group(topic, run)), 1)),
+    );
+    topics
+}
+
+/// The consumer group of one run.
+fn group(topic: &str, run: usize) -> String {
+    format!("{topic}-run{run}")
 }
 
 /// Hosts an in-process mock cluster until Ctrl-C, so a benchmark in another process can
 /// measure its own memory without the broker's.
 pub async fn cluster(args: ClusterArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let cluster = EmbeddedCluster::start(1, &[TopicSpec::new(&args.topic, 4)])?;
+    let cluster = EmbeddedCluster::start(1, &bench_topics(&args.topic, args.runs))?;
     println!("KAFKA_BOOTSTRAP_SERVERS={}", cluster.bootstrap_servers());
     println!(
         "topic {} (4 partitions); Ctrl-C stops the cluster",
@@ -84,12 +107,13 @@ pub async fn processor(
     let topic = TopicSpec::new(
         args.topic
             .clone()
-            .unwrap_or_else(|| format!("bench-processor-{}", uuid::Uuid::new_v4().simple())),
+            .unwrap_or_else(|| format!("bench-{}", uuid::Uuid::new_v4().simple())),
         4,
     );
+    let topics = bench_topics(&topic.name, args.runs);
     let embedded = match &config.kafka.bootstrap_servers {
         Some(_) => None,
-        None => Some(EmbeddedCluster::start(1, std::slice::from_ref(&topic))?),
+        None => Some(EmbeddedCluster::start(1, &topics)?),
     };
     let servers = match (&config.kafka.bootstrap_servers, &embedded) {
         (Some(servers), _) => servers.clone(),
@@ -99,7 +123,7 @@ pub async fn processor(
     if embedded.is_none() {
         ensure_topics(
             &config.kafka.client_config(&servers),
-            std::slice::from_ref(&topic),
+            &topics,
             Duration::from_secs(10),
         )
         .await?;
@@ -133,11 +157,14 @@ pub async fn processor(
     );
 
     config.topics.outcomes = topic.name.clone();
+    config.topics.metrics = format!("{}-metrics", topic.name);
+    config.topics.alerts = format!("{}-alerts", topic.name);
+    config.topics.dead_letters = format!("{}-dlq", topic.name);
     config.processor.metrics_addr = "127.0.0.1:0".into();
     let mut processor_rates = Vec::new();
     let mut bare_rates = Vec::new();
     for run in 0..args.runs {
-        config.kafka.consumer_group = format!("bench-processor-{run}-{}", uuid::Uuid::new_v4());
+        config.kafka.consumer_group = group(&topic.name, run);
         let rate = processor_run(&config, &servers, &queries, args.events as u64).await?;
         processor_rates.push(rate);
         if args.processor_only {
@@ -243,13 +270,24 @@ async fn processor_run(
     let processor = Processor::new(config, servers, queries)?;
     let stats = processor.stats();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let started = Instant::now();
     let running = tokio::spawn(processor.run(async move {
         let _ = stopped.await;
     }));
+    // The clock starts at the first event, as the bare consumer's does: group joins and topic
+    // set-up are not throughput.
+    while stats.snapshot().consumed == 0 && !running.is_finished() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let started = Instant::now();
+    let first = stats.snapshot().consumed;
+    let mut reported = Instant::now();
     while stats.snapshot().consumed < events {
         if running.is_finished() {
             break;
+        }
+        if reported.elapsed() > Duration::from_secs(10) {
+            eprintln!("  ... {} of {events} consumed", stats.snapshot().consumed);
+            reported = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -260,7 +298,10 @@ async fn processor_run(
     if snapshot.consumed < events {
         return Err(format!("processor stopped after {} events", snapshot.consumed).into());
     }
-    Ok(events as f64 / elapsed.as_secs_f64())
+    if !snapshot.dead_letters.is_empty() {
+        eprintln!("  dead letters: {:?}", snapshot.dead_letters);
+    }
+    Ok((events - first) as f64 / elapsed.as_secs_f64())
 }
 
 /// A bare consumer in a new group reading `events` messages from the first offset.
@@ -278,21 +319,25 @@ fn bare_consumer_run(
         .set("auto.offset.reset", "earliest")
         .create()?;
     consumer.subscribe(&[topic])?;
-    let started = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut started = None;
     let mut read = 0usize;
     let mut bytes = 0usize;
     while read < events {
-        if started.elapsed() > Duration::from_secs(600) {
+        if Instant::now() > deadline {
             return Err(format!("bare consumer read only {read} of {events}").into());
         }
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
+            started.get_or_insert_with(Instant::now);
             bytes += message.payload_len();
             read += 1;
         }
     }
     std::hint::black_box(bytes);
-    Ok(events as f64 / started.elapsed().as_secs_f64())
+    let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
+    // The first message starts the clock, as for the processor.
+    Ok((events - 1) as f64 / elapsed.as_secs_f64())
 }
 
 /// Peak resident set size of this process, from /proc (Linux).

@@ -18,8 +18,10 @@ pub struct ProcessorSettings {
     /// Quiet time after which a partition stops holding the watermark back, and after which,
     /// with every partition quiet, windows close by the wall clock.
     pub idle_after: Duration,
-    /// How often window state is checked, results emitted and offsets committed.
+    /// How often window state is checked and results emitted.
     pub tick: Duration,
+    /// How often offsets are committed (after every result sent so far is acknowledged).
+    pub commit_interval: Duration,
     /// Address of the `/metrics` HTTP server.
     pub metrics_addr: String,
     /// Most label sets per metric family on `/metrics`.
@@ -38,6 +40,7 @@ impl ProcessorSettings {
             grace: millis("WINDOW_GRACE_MS", 0, 86_400_000)?,
             idle_after: millis("WINDOW_IDLE_CLOSE_MS", 100, 86_400_000)?,
             tick: millis("PROCESSOR_TICK_MS", 10, 60_000)?,
+            commit_interval: millis("PROCESSOR_COMMIT_INTERVAL_MS", 10, 600_000)?,
             metrics_addr: source.get_or_default("METRICS_ADDR").to_owned(),
             metrics_max_series: source.number("METRICS_MAX_SERIES", 1, 1_000_000)?,
         })

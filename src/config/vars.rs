@@ -184,7 +184,12 @@ pub const VARIABLES: &[EnvVar] = &[
     var(
         "PROCESSOR_TICK_MS",
         "200",
-        "How often the processor closes windows, emits results and commits offsets, in ms.",
+        "How often the processor closes windows and emits results, in ms.",
+    ),
+    var(
+        "PROCESSOR_COMMIT_INTERVAL_MS",
+        "1000",
+        "How often the processor commits offsets (once every result sent so far is acknowledged), in ms.",
     ),
     var(
         "METRICS_ADDR",

@@ -59,7 +59,9 @@ pub async fn ensure_topics(
         .iter()
         .map(|topic| NewTopic::new(&topic.name, topic.partitions, TopicReplication::Fixed(1)))
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
     for result in admin.create_topics(&new_topics, &options).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -71,7 +71,11 @@ pub struct Processor {
     tick: Duration,
     results: Option<mpsc::UnboundedSender<ResultRecord>>,
     unsent: Vec<Outgoing>,
+    /// Sends not yet acknowledged: each task returns the records that failed.
+    in_flight: Vec<tokio::task::JoinHandle<Vec<Outgoing>>>,
     last_commit: HashMap<i32, i64>,
+    commit_interval: Duration,
+    last_commit_at: Instant,
 }
 
 impl Processor {
@@ -89,7 +93,17 @@ impl Processor {
             Arc::clone(&metrics.processor),
         )?;
         consumer.subscribe(&[config.topics.outcomes.as_str()])?;
-        let producer: FutureProducer = config.kafka.producer_config(servers).create()?;
+        let mut producer_config = config.kafka.producer_config(servers);
+        if !config
+            .kafka
+            .extra_properties
+            .iter()
+            .any(|(k, _)| k == "linger.ms")
+        {
+            // Results are already batched per tick; lingering longer only delays commits.
+            producer_config.set("linger.ms", "5");
+        }
+        let producer: FutureProducer = producer_config.create()?;
         let engine = WindowEngine::new(
             queries,
             EngineSettings {
@@ -117,7 +131,10 @@ impl Processor {
             tick: settings.tick,
             results: None,
             unsent: Vec::new(),
+            in_flight: Vec::new(),
             last_commit: HashMap::new(),
+            commit_interval: settings.commit_interval,
+            last_commit_at: Instant::now(),
         })
     }
 
@@ -197,7 +214,7 @@ impl Processor {
             };
             self.apply_reassignments(&mut batch);
             self.process(batch).await?;
-            self.commit().await;
+            self.commit(stop).await;
             if stop {
                 tracing::info!("processor stopping; safe offsets committed");
                 return Ok(());
@@ -350,11 +367,7 @@ impl Processor {
         let (panes, groups) = self.engine.open_state();
         self.stats.set_open_state(panes, groups);
         self.stats.set_assigned(self.assigned.len());
-        let started = Instant::now();
-        self.send_unsent().await;
-        if emitting {
-            self.stats.observe_emit(started.elapsed().as_secs_f64());
-        }
+        self.send_unsent(emitting);
         Ok(())
     }
 
@@ -397,38 +410,76 @@ impl Processor {
         });
     }
 
-    /// Sends everything pending and waits for the acknowledgements; what fails stays for the
-    /// next tick (and holds commits back).
-    async fn send_unsent(&mut self) {
+    /// Hands everything pending to the producer without waiting: a task awaits the
+    /// acknowledgements (and times them when they carry window results); what fails comes back
+    /// at the next commit, which waits for all of it.
+    fn send_unsent(&mut self, results: bool) {
         if self.unsent.is_empty() {
             return;
         }
         let pending = std::mem::take(&mut self.unsent);
-        let sends = pending.iter().map(|out| {
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&out.topic).payload(out.payload.as_slice());
-            if let Some(key) = &out.key {
-                record = record.key(key.as_slice());
+        let producer = self.producer.clone();
+        let stats = Arc::clone(&self.stats);
+        self.in_flight.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let sends = pending.iter().map(|out| {
+                let mut record: FutureRecord<'_, [u8], [u8]> =
+                    FutureRecord::to(&out.topic).payload(out.payload.as_slice());
+                if let Some(key) = &out.key {
+                    record = record.key(key.as_slice());
+                }
+                if let Some(headers) = &out.headers {
+                    record = record.headers(headers.clone());
+                }
+                producer.send(record, Duration::from_secs(30))
+            });
+            let outcomes = futures::future::join_all(sends).await;
+            if results {
+                stats.observe_emit(started.elapsed().as_secs_f64());
             }
-            if let Some(headers) = &out.headers {
-                record = record.headers(headers.clone());
-            }
-            self.producer.send(record, Duration::from_secs(30))
-        });
-        let outcomes = futures::future::join_all(sends).await;
-        for (out, outcome) in pending.into_iter().zip(outcomes) {
-            if let Err((err, _)) = outcome {
-                tracing::warn!(%err, topic = %out.topic, "sending a record failed; will retry");
-                self.unsent.push(out);
+            pending
+                .into_iter()
+                .zip(outcomes)
+                .filter_map(|(out, outcome)| match outcome {
+                    Ok(_) => None,
+                    Err((err, _)) => {
+                        tracing::warn!(%err, topic = %out.topic, "sending a record failed; will retry");
+                        Some(out)
+                    }
+                })
+                .collect()
+        }));
+    }
+
+    /// Waits for every send in flight; what failed is queued again.
+    async fn settle_sends(&mut self) {
+        for task in std::mem::take(&mut self.in_flight) {
+            match task.await {
+                Ok(failed) => self.unsent.extend(failed),
+                Err(err) => tracing::error!(%err, "a send task failed"),
             }
         }
     }
 
-    /// Saves checkpoints, then commits the offsets every emitted window allows.
-    async fn commit(&mut self) {
-        if !self.unsent.is_empty() {
+    /// Every commit interval (and when `now`): once every record sent so far is acknowledged,
+    /// saves checkpoints, then commits the offsets every emitted window allows.
+    async fn commit(&mut self, now: bool) {
+        if !now && self.last_commit_at.elapsed() < self.commit_interval {
             return;
         }
+        self.settle_sends().await;
+        if !self.unsent.is_empty() {
+            // Retry what failed; commit once it is through.
+            self.send_unsent(false);
+            if !now {
+                return;
+            }
+            self.settle_sends().await;
+            if !self.unsent.is_empty() {
+                return;
+            }
+        }
+        self.last_commit_at = Instant::now();
         let positions = self.engine.commit_positions();
         let read = self.engine.read_positions();
         let mut list = TopicPartitionList::new();

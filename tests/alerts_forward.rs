@@ -1,0 +1,246 @@
+//! `alerts forward` against a real broker and a local HTTP receiver standing in for PagerDuty
+//! and Slack: a receiver outage loses nothing (offsets wait for delivery), retries back off,
+//! and what arrives is a valid Events API v2 body and a Slack message.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+use warp::Filter;
+use warp::http::StatusCode;
+
+use common::broker::TansuBroker;
+use common::wait_until;
+use feedback_pipeline::alerts::forward::Forwarder;
+use feedback_pipeline::alerts::record::dedup_key;
+use feedback_pipeline::alerts::{AlertAction, AlertRecord, AlertSeverity};
+use feedback_pipeline::config::{Config, VarSource};
+use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
+
+const ROUTING_KEY: &str = "R0UTING-KEY-under-test";
+
+/// The stand-in receiver: answers 503 while `failures_left > 0` (counting down), else 202.
+#[derive(Default)]
+struct Receiver {
+    failures_left: AtomicU32,
+    refused: AtomicU32,
+    accepted: Mutex<Vec<(String, Value)>>,
+}
+
+impl Receiver {
+    fn accepted(&self, path: &str) -> Vec<Value> {
+        self.accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+async fn start_receiver(receiver: Arc<Receiver>) -> std::net::SocketAddr {
+    let route = warp::post()
+        .and(warp::path::param::<String>())
+        .and(warp::body::json())
+        .map(move |path: String, body: Value| {
+            let failing = receiver
+                .failures_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if failing {
+                receiver.refused.fetch_add(1, Ordering::SeqCst);
+                return warp::reply::with_status("down", StatusCode::SERVICE_UNAVAILABLE);
+            }
+            receiver.accepted.lock().unwrap().push((path, body));
+            warp::reply::with_status("{\"status\":\"success\"}", StatusCode::ACCEPTED)
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    addr
+}
+
+fn record(action: AlertAction, agent: &str) -> AlertRecord {
+    let labels = BTreeMap::from([("agent_name".to_owned(), agent.to_owned())]);
+    AlertRecord {
+        dedup_key: dedup_key("AgentFailureRateHigh", &labels),
+        action,
+        rule: "AgentFailureRateHigh".into(),
+        severity: AlertSeverity::Error,
+        summary: format!("failure rate high for {agent}"),
+        description: "More than 10 % failed.".into(),
+        labels,
+        query: "error_rate_by_agent".into(),
+        column: "failure_rate".into(),
+        value: 0.4,
+        threshold: 0.1,
+        comparison: "above".into(),
+        window_start: "2026-01-01T00:00:00.000Z".into(),
+        window_end: "2026-01-01T00:01:00.000Z".into(),
+        first_seen: "2026-01-01T00:00:00.000Z".into(),
+        emitted_at: "2026-01-01T00:01:01.000Z".into(),
+        source: "feedback-pipeline".into(),
+    }
+}
+
+async fn produce(producer: &FutureProducer, topic: &str, record: &AlertRecord) {
+    let payload = serde_json::to_vec(record).unwrap();
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .key(&record.dedup_key)
+                .payload(&payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(err, _)| err)
+        .unwrap();
+}
+
+fn config(servers: &str, receiver: std::net::SocketAddr) -> Config {
+    let vars = [
+        ("KAFKA_BOOTSTRAP_SERVERS", servers.to_owned()),
+        ("KAFKA_ALERTS_TOPIC", "alerts-forward".to_owned()),
+        ("ALERT_FORWARDER_GROUP", "forwarder-test".to_owned()),
+        ("PAGERDUTY_ROUTING_KEY", ROUTING_KEY.to_owned()),
+        (
+            "PAGERDUTY_EVENTS_URL",
+            format!("http://{receiver}/pagerduty"),
+        ),
+        ("SLACK_WEBHOOK_URL", format!("http://{receiver}/slack")),
+        ("ALERT_MAX_BACKOFF_MS", "200".to_owned()),
+    ];
+    Config::from_source(&VarSource::new(vars)).unwrap()
+}
+
+/// Runs a forwarder until the returned sender fires.
+fn spawn_forwarder(
+    config: &Config,
+    servers: &str,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    Arc<feedback_pipeline::alerts::forward::ForwarderStats>,
+    tokio::task::JoinHandle<()>,
+) {
+    let forwarder = Forwarder::new(config, servers).unwrap();
+    let stats = forwarder.stats();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        forwarder
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (stop, stats, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_outage_loses_no_alert_and_each_is_delivered_once() {
+    let broker = TansuBroker::start();
+    let servers = broker.bootstrap_servers();
+    let receiver = Arc::new(Receiver::default());
+    let addr = start_receiver(Arc::clone(&receiver)).await;
+    let config = config(&servers, addr);
+    ensure_topics(
+        &config.kafka.client_config(&servers),
+        &[TopicSpec::new("alerts-forward", 1)],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let producer: FutureProducer = config.kafka.producer_config(&servers).create().unwrap();
+    let trigger = record(AlertAction::Trigger, "data_processor");
+    let resolve = record(AlertAction::Resolve, "data_processor");
+    produce(&producer, "alerts-forward", &trigger).await;
+    produce(&producer, "alerts-forward", &resolve).await;
+
+    // The receivers are down: the forwarder retries and commits nothing; then it stops.
+    receiver.failures_left.store(u32::MAX, Ordering::SeqCst);
+    let (stop, stats, task) = spawn_forwarder(&config, &servers);
+    wait_until(
+        Duration::from_secs(60),
+        "retries against the outage",
+        || async { (stats.retries.load(Ordering::SeqCst) >= 3).then_some(()) },
+    )
+    .await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    assert_eq!(stats.forwarded.load(Ordering::SeqCst), 0);
+    assert!(receiver.accepted.lock().unwrap().is_empty());
+
+    // Back up after two more failures: a new forwarder in the group delivers both records.
+    receiver.failures_left.store(2, Ordering::SeqCst);
+    let refused_before = receiver.refused.load(Ordering::SeqCst);
+    let (stop, stats, task) = spawn_forwarder(&config, &servers);
+    let pagerduty = wait_until(
+        Duration::from_secs(60),
+        "both records delivered",
+        || async {
+            let pagerduty = receiver.accepted("pagerduty");
+            (pagerduty.len() >= 2 && receiver.accepted("slack").len() >= 2).then_some(pagerduty)
+        },
+    )
+    .await;
+    assert_eq!(receiver.refused.load(Ordering::SeqCst), refused_before + 2);
+    assert_eq!(pagerduty[0]["event_action"], "trigger");
+    assert_eq!(pagerduty[0]["routing_key"], ROUTING_KEY);
+    assert_eq!(pagerduty[0]["dedup_key"], trigger.dedup_key.as_str());
+    assert_eq!(pagerduty[0]["payload"]["severity"], "error");
+    assert_eq!(pagerduty[0]["payload"]["component"], "data_processor");
+    assert_eq!(pagerduty[0]["payload"]["source"], "feedback-pipeline");
+    assert_eq!(pagerduty[1]["event_action"], "resolve");
+    assert_eq!(pagerduty[1]["dedup_key"], trigger.dedup_key.as_str());
+    let slack = receiver.accepted("slack");
+    assert!(slack[0]["text"].as_str().unwrap().contains("FIRING"));
+    assert!(slack[1]["text"].as_str().unwrap().contains("RESOLVED"));
+    assert!(
+        !slack[0].to_string().contains(ROUTING_KEY),
+        "no secret in Slack"
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "both offsets committed",
+        || async { (stats.forwarded.load(Ordering::SeqCst) == 2).then_some(()) },
+    )
+    .await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+
+    // Committed means delivered once: a third forwarder only sends what is new.
+    let next = record(AlertAction::Trigger, "react_agent");
+    produce(&producer, "alerts-forward", &next).await;
+    let (stop, _stats, task) = spawn_forwarder(&config, &servers);
+    let pagerduty = wait_until(Duration::from_secs(60), "the new record", || async {
+        let pagerduty = receiver.accepted("pagerduty");
+        (pagerduty.len() >= 3).then_some(pagerduty)
+    })
+    .await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    let keys: Vec<_> = pagerduty
+        .iter()
+        .map(|e| (e["dedup_key"].clone(), e["event_action"].clone()))
+        .collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(pagerduty[2]["dedup_key"], next.dedup_key.as_str());
+}
+
+#[test]
+fn receivers_never_print_their_secrets() {
+    let config = config("127.0.0.1:9092", "127.0.0.1:1".parse().unwrap());
+    let shown = format!(
+        "{:?} {:?}",
+        feedback_pipeline::alerts::forward::Receiver::from_config(&config),
+        config
+    );
+    assert!(!shown.contains(ROUTING_KEY), "{shown}");
+    assert!(!shown.contains("/slack"), "{shown}");
+}
