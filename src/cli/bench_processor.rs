@@ -37,9 +37,13 @@ pub struct ProcessorBenchArgs {
     /// count, average and p95 latency); `sql` runs the shipped queries.
     #[arg(long)]
     sql: Option<PathBuf>,
-    /// Runs of each side; the median is reported.
+    /// Runs of each side; the median is reported. 0: only fill the topic.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// The topic (`--topic`) already holds the events: skip producing, so this process's
+    /// peak memory is the processor's alone.
+    #[arg(long)]
+    skip_produce: bool,
     /// Skip the bare consumer (for a clean peak-memory reading of the processor alone).
     #[arg(long)]
     processor_only: bool,
@@ -135,8 +139,10 @@ pub async fn processor(
         )],
     };
     let started = Instant::now();
-    let producer_config = config.kafka.producer_config(&servers);
-    tokio::task::block_in_place(|| produce(&producer_config, &topic.name, &args))?;
+    if !args.skip_produce {
+        let producer_config = config.kafka.producer_config(&servers);
+        tokio::task::block_in_place(|| produce(&producer_config, &topic.name, &args))?;
+    }
     println!(
         "broker: {}; {} events from {} agents over {} s of event time on {} (produced in {:.1} s); queries: {}",
         if embedded.is_some() {
@@ -156,6 +162,11 @@ pub async fn processor(
             .join(", ")
     );
 
+    if args.runs == 0 {
+        return Ok(());
+    }
+    // Peak memory from here on is the processor's (Linux: 5 in clear_refs resets VmHWM).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     config.topics.outcomes = topic.name.clone();
     config.topics.metrics = format!("{}-metrics", topic.name);
     config.topics.alerts = format!("{}-alerts", topic.name);
@@ -165,6 +176,10 @@ pub async fn processor(
     let mut bare_rates = Vec::new();
     for run in 0..args.runs {
         config.kafka.consumer_group = group(&topic.name, run);
+        if embedded.is_none() && args.skip_produce {
+            // A topic read before: a new group, so it is read from the start again.
+            config.kafka.consumer_group += &format!("-{}", uuid::Uuid::new_v4().simple());
+        }
         let rate = processor_run(&config, &servers, &queries, args.events as u64).await?;
         processor_rates.push(rate);
         if args.processor_only {
@@ -190,7 +205,7 @@ pub async fn processor(
         );
     }
     if let Some(peak) = peak_rss_mb() {
-        println!("peak RSS of this process (VmHWM): {peak:.0} MB");
+        println!("peak RSS while consuming (VmHWM after the producing phase): {peak:.0} MB");
     }
     Ok(())
 }

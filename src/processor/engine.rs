@@ -190,6 +190,11 @@ impl WindowEngine {
         self.offsets.record(partition, offset, Millis::MIN);
     }
 
+    /// Notes the partitions that still have messages to read (never idle).
+    pub fn set_lagging(&mut self, lagging: std::collections::HashSet<i32>) {
+        self.watermark.set_lagging(lagging);
+    }
+
     /// Moves the watermark and closes every window it has passed.
     pub fn advance(&mut self, now: Instant, wall_now_ms: Millis) -> Result<Vec<ClosedWindow>> {
         let watermark = self.watermark.advance(now, wall_now_ms);

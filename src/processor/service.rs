@@ -333,6 +333,8 @@ impl Processor {
             }
         }
         let wall_now = chrono::Utc::now().timestamp_millis();
+        self.engine
+            .set_lagging(self.stats.lagging(&self.outcome_topic));
         let closed_windows = self.engine.advance(now, wall_now)?;
         let emitting = !closed_windows.is_empty();
         let mut alerts = Vec::new();

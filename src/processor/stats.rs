@@ -236,6 +236,27 @@ impl ProcessorStats {
             .with_label_values(&[topic, &partition.to_string()])
             .set(lag);
     }
+    /// Partitions of `topic` whose last reported consumer lag is above 0.
+    pub(crate) fn lagging(&self, topic: &str) -> std::collections::HashSet<i32> {
+        self.consumer_lag
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .filter(|m| m.get_gauge().get_value() > 0.0)
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "topic" && l.value() == topic)
+            })
+            .filter_map(|m| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == "partition")
+                    .and_then(|l| l.value().parse().ok())
+            })
+            .collect()
+    }
+
     pub(crate) fn forget_partition(&self, topic: &str, partition: i32) {
         let _ = self
             .consumer_lag

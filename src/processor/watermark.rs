@@ -25,6 +25,8 @@ pub struct WatermarkTracker {
     idle_after: Duration,
     partitions: HashMap<i32, PartitionProgress>,
     watermark: Millis,
+    /// Partitions with a backlog: a quiet one is starved by the fetcher, not idle.
+    lagging: std::collections::HashSet<i32>,
 }
 
 impl WatermarkTracker {
@@ -36,6 +38,7 @@ impl WatermarkTracker {
             idle_after,
             partitions: HashMap::new(),
             watermark: Millis::MIN,
+            lagging: Default::default(),
         }
     }
 
@@ -66,6 +69,17 @@ impl WatermarkTracker {
             });
     }
 
+    /// Notes which partitions still have messages to read (consumer lag above 0): they are
+    /// never idle, so reading a backlog does not close windows on the clock.
+    pub fn set_lagging(&mut self, lagging: std::collections::HashSet<i32>) {
+        self.lagging = lagging;
+    }
+
+    fn is_idle(&self, partition: i32, progress: &PartitionProgress, now: Instant) -> bool {
+        now.duration_since(progress.last_seen) >= self.idle_after
+            && !self.lagging.contains(&partition)
+    }
+
     /// Forgets a partition (revoked in a rebalance).
     pub fn remove(&mut self, partition: i32) {
         self.partitions.remove(&partition);
@@ -76,9 +90,9 @@ impl WatermarkTracker {
     pub fn advance(&mut self, now: Instant, wall_now_ms: Millis) -> Millis {
         let active = self
             .partitions
-            .values()
-            .filter(|p| now.duration_since(p.last_seen) < self.idle_after)
-            .map(|p| p.max_event_time)
+            .iter()
+            .filter(|&(&id, p)| !self.is_idle(id, p, now))
+            .map(|(_, p)| p.max_event_time)
             .min();
         let candidate = match active {
             Some(slowest) => slowest.saturating_sub(self.out_of_orderness),
@@ -90,12 +104,21 @@ impl WatermarkTracker {
             None => Millis::MIN,
         };
         self.watermark = self.watermark.max(candidate);
-        for progress in self.partitions.values_mut() {
+        let idle: std::collections::HashSet<i32> = self
+            .partitions
+            .iter()
+            .filter(|&(&id, p)| self.is_idle(id, p, now))
+            .map(|(&id, _)| id)
+            .collect();
+        for (id, progress) in &mut self.partitions {
             let own = progress
                 .max_event_time
                 .saturating_sub(self.out_of_orderness);
-            let idle = now.duration_since(progress.last_seen) >= self.idle_after;
-            let candidate = if idle { own.max(self.watermark) } else { own };
+            let candidate = if idle.contains(id) {
+                own.max(self.watermark)
+            } else {
+                own
+            };
             progress.bound = progress.bound.max(candidate);
         }
         self.watermark
@@ -164,5 +187,18 @@ mod tests {
         tracker.observe(0, 11_000, start + Duration::from_secs(6));
         tracker.advance(start + Duration::from_secs(6), 0);
         assert_eq!(tracker.partition_bound(1), 10_900);
+    }
+
+    #[test]
+    fn a_quiet_partition_with_a_backlog_is_not_idle() {
+        let start = Instant::now();
+        let mut tracker = WatermarkTracker::new(Duration::from_millis(100), Duration::from_secs(5));
+        tracker.observe(0, 10_000, start);
+        tracker.observe(1, 2_000, start);
+        tracker.set_lagging([1].into());
+        tracker.observe(0, 20_000, start + Duration::from_secs(6));
+        // Partition 1 is starved, not done: it still holds the watermark and its own bound.
+        assert_eq!(tracker.advance(start + Duration::from_secs(6), 0), 1_900);
+        assert_eq!(tracker.partition_bound(1), 1_900);
     }
 }
