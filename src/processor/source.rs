@@ -45,10 +45,14 @@ impl ClientContext for SourceContext {
     fn stats(&self, statistics: Statistics) {
         for (topic, topic_stats) in &statistics.topics {
             for (&partition, partition_stats) in &topic_stats.partitions {
-                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 is unknown.
-                if partition >= 0 && partition_stats.consumer_lag >= 0 {
+                // librdkafka's own consumer_lag counts from the committed offset, which this
+                // processor holds back until windows are out; the backlog is what lies between
+                // the read position and the end. -1 is the internal "unassigned" partition,
+                // and a negative offset is unknown.
+                let (position, end) = (partition_stats.app_offset, partition_stats.hi_offset);
+                if partition >= 0 && position >= 0 && end >= 0 {
                     self.stats
-                        .set_consumer_lag(topic, partition, partition_stats.consumer_lag);
+                        .set_consumer_lag(topic, partition, (end - position).max(0));
                 }
             }
         }
