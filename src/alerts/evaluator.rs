@@ -47,6 +47,17 @@ struct Observation {
     breached: bool,
 }
 
+impl Observation {
+    /// A group with no row in a window: clear.
+    fn clear(labels: BTreeMap<String, String>) -> Self {
+        Self {
+            labels,
+            value: None,
+            breached: false,
+        }
+    }
+}
+
 impl AlertEvaluator {
     /// An evaluator with no alert active.
     pub fn new(rules: Vec<AlertRule>) -> Self {
@@ -98,12 +109,7 @@ impl AlertEvaluator {
                 .cloned()
                 .collect();
             for labels in absent {
-                let observation = Observation {
-                    labels,
-                    value: None,
-                    breached: false,
-                };
-                records.extend(self.step(index, observation, window));
+                records.extend(self.step(index, Observation::clear(labels), window));
             }
         }
         records
@@ -127,18 +133,13 @@ impl AlertEvaluator {
                 .filter(|(_, s)| s.evaluated_through + size <= closed_through)
                 .map(|(labels, _)| labels.clone())
                 .collect();
+            // Before any window closes `closed_through` is Millis::MIN (and nothing is stale).
+            let window = WindowBounds {
+                start: closed_through.saturating_sub(size),
+                end: closed_through,
+            };
             for labels in stale {
-                let end = closed_through;
-                let window = WindowBounds {
-                    start: end - size,
-                    end,
-                };
-                let observation = Observation {
-                    labels,
-                    value: None,
-                    breached: false,
-                };
-                records.extend(self.step(index, observation, window));
+                records.extend(self.step(index, Observation::clear(labels), window));
             }
         }
         records
@@ -415,8 +416,11 @@ mod tests {
     fn quiet_windows_resolve_a_firing_alert() {
         let mut evaluator =
             AlertEvaluator::new(vec![rule(Duration::from_secs(60), Duration::ZERO)]);
+        // Before any window has closed the bound is Millis::MIN.
+        assert!(evaluator.observe_quiet("q", MINUTE, Millis::MIN).is_empty());
         let fired = evaluator.observe_window("q", window(0), &rows(&[("a", 0.5, 50)]));
         assert_eq!(fired.len(), 1);
+        assert!(evaluator.observe_quiet("q", MINUTE, Millis::MIN).is_empty());
         assert!(evaluator.observe_quiet("q", MINUTE, MINUTE).is_empty());
         let resolved = evaluator.observe_quiet("q", MINUTE, 3 * MINUTE);
         assert_eq!(resolved.len(), 1);

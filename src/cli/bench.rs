@@ -13,7 +13,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use feedback_pipeline::config::Config;
-use feedback_pipeline::kafka::{EmbeddedCluster, TopicSpec, ensure_topics};
+use feedback_pipeline::kafka::{EmbeddedCluster, TopicSpec};
 use feedback_pipeline::producer::{FeedbackPipeline, PipelineOptions};
 use feedback_pipeline::simulate::Fleet;
 
@@ -63,23 +63,8 @@ async fn producer(
             )
         })
         .collect();
-    let embedded = match &config.kafka.bootstrap_servers {
-        Some(_) => None,
-        None => Some(EmbeddedCluster::start(1, &topics)?),
-    };
-    let servers = match (&config.kafka.bootstrap_servers, &embedded) {
-        (Some(servers), _) => servers.clone(),
-        (None, Some(cluster)) => cluster.bootstrap_servers().to_owned(),
-        (None, None) => unreachable!(),
-    };
-    if embedded.is_none() {
-        ensure_topics(
-            &config.kafka.client_config(&servers),
-            &topics,
-            Duration::from_secs(10),
-        )
-        .await?;
-    }
+    let (embedded, servers) =
+        EmbeddedCluster::unless_configured(&config.kafka, &topics, Duration::from_secs(10)).await?;
     config.enable_outcome_logging = false;
     let broker = if embedded.is_some() {
         "embedded mock cluster"

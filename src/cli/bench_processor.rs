@@ -15,7 +15,7 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use feedback_pipeline::config::Config;
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
-use feedback_pipeline::kafka::{EmbeddedCluster, TopicSpec, ensure_topics};
+use feedback_pipeline::kafka::{EmbeddedCluster, TopicSpec};
 use feedback_pipeline::processor::query::QueryDefinition;
 use feedback_pipeline::processor::service::Processor;
 
@@ -115,23 +115,8 @@ pub async fn processor(
         4,
     );
     let topics = bench_topics(&topic.name, args.runs);
-    let embedded = match &config.kafka.bootstrap_servers {
-        Some(_) => None,
-        None => Some(EmbeddedCluster::start(1, &topics)?),
-    };
-    let servers = match (&config.kafka.bootstrap_servers, &embedded) {
-        (Some(servers), _) => servers.clone(),
-        (None, Some(cluster)) => cluster.bootstrap_servers().to_owned(),
-        (None, None) => unreachable!("a cluster is started when none is configured"),
-    };
-    if embedded.is_none() {
-        ensure_topics(
-            &config.kafka.client_config(&servers),
-            &topics,
-            Duration::from_secs(10),
-        )
-        .await?;
-    }
+    let (embedded, servers) =
+        EmbeddedCluster::unless_configured(&config.kafka, &topics, Duration::from_secs(10)).await?;
     let queries = match &args.sql {
         Some(dir) => QueryDefinition::load_dir(dir).await?,
         None => vec![Arc::new(

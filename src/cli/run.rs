@@ -10,7 +10,7 @@ use clap::Args;
 use serde_json::{Map, json};
 
 use feedback_pipeline::config::Config;
-use feedback_pipeline::kafka::{EmbeddedCluster, ensure_topics};
+use feedback_pipeline::kafka::EmbeddedCluster;
 use feedback_pipeline::processor::service::Processor;
 use feedback_pipeline::producer::{ActionDispatcher, FeedbackPipeline, PipelineOptions};
 use feedback_pipeline::simulate::Fleet;
@@ -32,28 +32,8 @@ pub struct RunArgs {
 pub async fn run(config: Config, args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let topics = topic_specs(&config);
     // Held for the whole run: dropping it stops the in-process brokers.
-    let embedded = match &config.kafka.bootstrap_servers {
-        Some(_) => None,
-        None => {
-            tracing::info!(
-                "KAFKA_BOOTSTRAP_SERVERS is not set: starting an in-process Kafka cluster"
-            );
-            Some(EmbeddedCluster::start(1, &topics)?)
-        }
-    };
-    let servers = match (&config.kafka.bootstrap_servers, &embedded) {
-        (Some(servers), _) => servers.clone(),
-        (None, Some(cluster)) => cluster.bootstrap_servers().to_owned(),
-        (None, None) => unreachable!("an embedded cluster is started when no servers are set"),
-    };
-    if embedded.is_none() {
-        ensure_topics(
-            &config.kafka.client_config(&servers),
-            &topics,
-            Duration::from_secs(30),
-        )
-        .await?;
-    }
+    let (_embedded, servers) =
+        EmbeddedCluster::unless_configured(&config.kafka, &topics, Duration::from_secs(30)).await?;
     let queries = load_queries(&config).await?;
     let mut processor = with_alert_rules(
         &config,
@@ -65,7 +45,7 @@ pub async fn run(config: Config, args: RunArgs) -> Result<(), Box<dyn std::error
     let mut alerts = processor.subscribe_alerts();
     let (stop_http, http) = start_http(&config, &processor).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let processing = tokio::spawn(processor.run(async move {
+    let mut processing = tokio::spawn(processor.run(async move {
         let _ = stopped.await;
     }));
 
@@ -100,21 +80,29 @@ pub async fn run(config: Config, args: RunArgs) -> Result<(), Box<dyn std::error
     let mut check = tokio::time::interval(Duration::from_millis(100));
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
-    loop {
+    // The processor ending on its own (an error, a panic) ends the run with its reason.
+    let ended_early = loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => break None,
+            ended = &mut processing => break Some(ended),
             Some(record) = results.recv() => println!("{} {}", record.key, record.value),
             Some(alert) = alerts.recv() => println!("ALERT {} {}", alert.action.as_str(), alert.summary),
             _ = check.tick() => {
                 if args.max_events.is_some_and(|max| stats.snapshot().consumed >= max) {
-                    break;
+                    break None;
                 }
             }
         }
-    }
+    };
     agents_task.abort();
-    let _ = stop.send(());
-    processing.await??;
+    let ended = match ended_early {
+        Some(ended) => ended,
+        None => {
+            let _ = stop.send(());
+            processing.await
+        }
+    };
+    ended.map_err(|err| format!("the processor stopped: {err}"))??;
     let _ = stop_http.send(());
     let _ = http.await;
     pipeline.shutdown(Duration::from_secs(5));

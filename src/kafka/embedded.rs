@@ -8,7 +8,8 @@ use std::thread::JoinHandle;
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::mocking::MockCluster;
 
-use super::TopicSpec;
+use super::{TopicSpec, ensure_topics};
+use crate::config::KafkaConfig;
 
 /// A running in-process Kafka mock cluster; dropping the handle stops it.
 pub struct EmbeddedCluster {
@@ -53,6 +54,31 @@ impl EmbeddedCluster {
             stop: Some(stop_tx),
             thread: Some(thread),
         })
+    }
+
+    /// The cluster to talk to: `KAFKA_BOOTSTRAP_SERVERS` (creating any of `topics` missing
+    /// there, waiting up to `timeout`) or, when it is unset, an in-process cluster started with
+    /// `topics`. Returns the in-process cluster, to keep alive while it is used, and the
+    /// servers to connect to.
+    pub async fn unless_configured(
+        kafka: &KafkaConfig,
+        topics: &[TopicSpec],
+        timeout: std::time::Duration,
+    ) -> KafkaResult<(Option<Self>, String)> {
+        match &kafka.bootstrap_servers {
+            Some(servers) => {
+                ensure_topics(&kafka.client_config(servers), topics, timeout).await?;
+                Ok((None, servers.clone()))
+            }
+            None => {
+                tracing::info!(
+                    "KAFKA_BOOTSTRAP_SERVERS is not set: starting an in-process Kafka cluster"
+                );
+                let cluster = Self::start(1, topics)?;
+                let servers = cluster.bootstrap_servers().to_owned();
+                Ok((Some(cluster), servers))
+            }
+        }
     }
 
     /// The `host:port` list clients connect to.

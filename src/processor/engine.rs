@@ -254,6 +254,11 @@ impl WindowEngine {
         }
     }
 
+    /// Number of partitions held (assigned and not revoked).
+    pub fn partition_count(&self) -> usize {
+        self.watermark.partition_count()
+    }
+
     /// Forgets a revoked partition: its state, progress and pending offsets.
     pub fn revoke(&mut self, partition: i32) {
         self.watermark.remove(partition);

@@ -62,7 +62,6 @@ pub struct Processor {
     alerts: AlertEvaluator,
     alerts_topic: String,
     alert_sink: Option<mpsc::UnboundedSender<AlertRecord>>,
-    assigned: std::collections::BTreeSet<i32>,
     client_config: ClientConfig,
     checkpoint_topic: String,
     outcome_topic: String,
@@ -122,7 +121,6 @@ impl Processor {
             alerts: AlertEvaluator::new(Vec::new()),
             alerts_topic: config.topics.alerts.clone(),
             alert_sink: None,
-            assigned: Default::default(),
             client_config: config.kafka.client_config(servers),
             checkpoint_topic: checkpoint::checkpoint_topic(&config.kafka.consumer_group),
             outcome_topic: config.topics.outcomes.clone(),
@@ -231,7 +229,6 @@ impl Processor {
                     for &partition in &partitions {
                         self.engine.revoke(partition);
                         self.last_commit.remove(&partition);
-                        self.assigned.remove(&partition);
                         self.stats.forget_partition(&self.outcome_topic, partition);
                     }
                     batch.retain(|(p, ..)| !partitions.contains(p));
@@ -240,7 +237,6 @@ impl Processor {
                     tracing::info!(?partitions, "partitions assigned");
                     self.engine.assign(&partitions, Instant::now());
                     self.restore(&partitions);
-                    self.assigned.extend(partitions.iter().copied());
                     self.readiness.set(true);
                 }
             }
@@ -368,7 +364,7 @@ impl Processor {
         self.stats.set_watermark(self.engine.watermark());
         let (panes, groups) = self.engine.open_state();
         self.stats.set_open_state(panes, groups);
-        self.stats.set_assigned(self.assigned.len());
+        self.stats.set_assigned(self.engine.partition_count());
         self.send_unsent(emitting);
         Ok(())
     }

@@ -80,6 +80,11 @@ impl WatermarkTracker {
             && !self.lagging.contains(&partition)
     }
 
+    /// Number of partitions tracked (assigned, not yet revoked).
+    pub fn partition_count(&self) -> usize {
+        self.partitions.len()
+    }
+
     /// Forgets a partition (revoked in a rebalance).
     pub fn remove(&mut self, partition: i32) {
         self.partitions.remove(&partition);

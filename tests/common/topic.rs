@@ -31,17 +31,8 @@ pub async fn read_events(
     let mut events = HashMap::new();
     let mut messages = 0;
     while events.len() < expected && Instant::now() < deadline {
-        let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
-        else {
+        let Some(message) = next_message(&consumer).await else {
             continue;
-        };
-        let message = match message {
-            Ok(message) => message,
-            // The topic may not exist yet: callers poll until it does.
-            Err(rdkafka::error::KafkaError::MessageConsumption(
-                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
-            )) => continue,
-            Err(err) => panic!("consumer error: {err}"),
         };
         let event = OutcomeEvent::from_json_slice(message.payload().unwrap_or_default())
             .expect("valid event on the topic");
@@ -86,17 +77,8 @@ pub async fn read_raw(
     let deadline = Instant::now() + timeout;
     let mut messages = Vec::new();
     while messages.len() < expected && Instant::now() < deadline {
-        let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
-        else {
+        let Some(message) = next_message(&consumer).await else {
             continue;
-        };
-        let message = match message {
-            Ok(message) => message,
-            // The topic may not exist yet: callers poll until it does.
-            Err(rdkafka::error::KafkaError::MessageConsumption(
-                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
-            )) => continue,
-            Err(err) => panic!("consumer error: {err}"),
         };
         let headers = message
             .headers()
@@ -119,4 +101,17 @@ pub async fn read_raw(
         });
     }
     messages
+}
+
+/// The next message within half a second, if any; a topic that does not exist yet reads as
+/// empty (callers poll until it does), any other consumer error fails the test.
+async fn next_message(consumer: &StreamConsumer) -> Option<rdkafka::message::BorrowedMessage<'_>> {
+    match tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+        Err(_) => None,
+        Ok(Ok(message)) => Some(message),
+        Ok(Err(rdkafka::error::KafkaError::MessageConsumption(
+            rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+        ))) => None,
+        Ok(Err(err)) => panic!("consumer error: {err}"),
+    }
 }
