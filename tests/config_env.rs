@@ -180,6 +180,26 @@ fn producer_properties_come_from_the_seed_variables() {
 }
 
 #[test]
+fn consumers_refetch_promptly_unless_the_user_says_otherwise() {
+    let defaults = config(&[]).unwrap().kafka.consumer_config("localhost:9092");
+    assert_eq!(
+        property(&defaults, "fetch.queue.backoff.ms").as_deref(),
+        Some("10")
+    );
+    let overridden = config(&[("KAFKA_PROPERTY_FETCH_QUEUE_BACKOFF_MS", "250")])
+        .unwrap()
+        .kafka
+        .consumer_config("localhost:9092");
+    assert_eq!(
+        property(&overridden, "fetch.queue.backoff.ms").as_deref(),
+        Some("250")
+    );
+    // librdkafka knows the property.
+    let created: Result<rdkafka::consumer::BaseConsumer, _> = defaults.create();
+    assert!(created.is_ok(), "{:?}", created.err());
+}
+
+#[test]
 fn inconsistent_security_settings_say_what_to_change() {
     let err = config(&[("KAFKA_SASL_MECHANISM", "PLAIN")]).unwrap_err();
     assert_eq!(err.variable(), "KAFKA_SECURITY_PROTOCOL");

@@ -365,6 +365,31 @@ async fn late_events_are_reported_and_not_merged() {
 }
 
 #[tokio::test]
+async fn a_query_fills_only_the_columns_it_reads() {
+    let query = QueryDefinition::compile(
+        "q",
+        "inline",
+        "SELECT agent_name, WINDOWSTART AS ws, AVG(latency_ms) AS avg_latency_ms \
+         FROM agent_outcomes WHERE model IS NOT NULL \
+         WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY agent_name, WINDOWSTART \
+         HAVING COUNT_IF(status = 'failure') > 0",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        query.table_columns.names(),
+        [
+            "agent_name",
+            "timestamp",
+            "latency_ms",
+            "status",
+            "model",
+            "window_start"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn broken_sql_is_rejected_with_file_line_and_reason() {
     let err = QueryDefinition::compile("bad", "sql/bad.sql", "SELECT agent_name,\n  AVG(latency_ms\nFROM agent_outcomes\nWINDOW TUMBLING (SIZE 1 MINUTE)\nGROUP BY agent_name")
         .await

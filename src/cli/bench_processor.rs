@@ -313,7 +313,7 @@ fn bare_consumer_run(
 ) -> Result<f64, Box<dyn std::error::Error>> {
     let consumer: BaseConsumer = config
         .kafka
-        .client_config(servers)
+        .consumer_config(servers)
         .set("group.id", format!("bench-bare-{}", uuid::Uuid::new_v4()))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

@@ -52,7 +52,7 @@ pub async fn query(config: Config, args: QueryArgs) -> Result<(), Box<dyn std::e
     )?;
     let consumer: BaseConsumer = config
         .kafka
-        .client_config(&servers)
+        .consumer_config(&servers)
         .set(
             "group.id",
             format!("feedback-pipeline-query-{}", uuid::Uuid::new_v4().simple()),

@@ -13,7 +13,7 @@ use crate::alerts::{AlertEvaluator, AlertRecord};
 use crate::event::OutcomeEvent;
 use crate::processor::offsets::OffsetTracker;
 use crate::processor::query::{QueryDefinition, WindowResult, WindowedQuery};
-use crate::processor::table;
+use crate::processor::table::{self, ColumnSet};
 use crate::processor::watermark::WatermarkTracker;
 use crate::processor::window::Millis;
 
@@ -52,6 +52,8 @@ pub struct WindowEngine {
     offsets: OffsetTracker,
     /// Per partition: offsets below this were read before a restart.
     replay_until: HashMap<i32, i64>,
+    /// The table columns any query reads.
+    columns: ColumnSet,
 }
 
 /// Progress stored with a partition's committed offset (as JSON commit metadata), so a
@@ -69,7 +71,7 @@ pub struct PartitionCheckpoint {
 impl WindowEngine {
     /// An engine running `queries`.
     pub fn new(queries: &[Arc<QueryDefinition>], settings: EngineSettings) -> Result<Self> {
-        let queries = queries
+        let windowed = queries
             .iter()
             .map(|definition| {
                 let query = WindowedQuery::new(Arc::clone(definition))?;
@@ -77,8 +79,13 @@ impl WindowEngine {
                 Ok((query, grace))
             })
             .collect::<Result<_>>()?;
+        let mut columns = ColumnSet::of([]);
+        for query in queries {
+            columns.extend(&query.table_columns);
+        }
         Ok(Self {
-            queries,
+            queries: windowed,
+            columns,
             watermark: WatermarkTracker::new(settings.out_of_orderness, settings.idle_after),
             offsets: OffsetTracker::default(),
             replay_until: HashMap::new(),
@@ -109,7 +116,7 @@ impl WindowEngine {
             .get(&partition)
             .copied()
             .unwrap_or(i64::MIN);
-        let batch = table::to_record_batch(events.iter().map(|(_, e)| e))?;
+        let batch = table::to_record_batch_of(events.iter().map(|(_, e)| e), &self.columns)?;
         let mut late: HashMap<usize, Vec<String>> = HashMap::new();
         for (query, _) in &mut self.queries {
             let mut keep = Vec::with_capacity(events.len());

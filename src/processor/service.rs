@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -87,7 +88,7 @@ impl Processor {
         let settings = &config.processor;
         let metrics = Arc::new(Metrics::new(settings.metrics_max_series)?);
         let consumer = create_consumer(
-            config.kafka.client_config(servers),
+            config.kafka.consumer_config(servers),
             &config.kafka.consumer_group,
             Arc::clone(&metrics.processor),
         )?;
@@ -191,12 +192,19 @@ impl Processor {
                     received = tokio::time::timeout_at(deadline, self.consumer.recv()) => {
                         match received {
                             Ok(Ok(message)) => {
-                                batch.push((
-                                    message.partition(),
-                                    message.offset(),
-                                    message.key().map(<[u8]>::to_vec),
-                                    message.payload().map(<[u8]>::to_vec),
-                                ));
+                                batch.push(message_parts(&message));
+                                // Take what librdkafka has already fetched without waiting: a
+                                // timer and a wake-up per message cost more than decoding it.
+                                while batch.len() < MAX_BATCH {
+                                    match self.consumer.recv().now_or_never() {
+                                        Some(Ok(message)) => batch.push(message_parts(&message)),
+                                        Some(Err(err)) => {
+                                            tracing::warn!(%err, "consumer error");
+                                            break;
+                                        }
+                                        None => break,
+                                    }
+                                }
                                 if batch.len() >= MAX_BATCH {
                                     break false;
                                 }
@@ -531,3 +539,13 @@ type KeyAndPayload = (Option<Vec<u8>>, Vec<u8>);
 
 /// `(partition, offset, key, payload)` of a consumed message.
 type MessageParts = (i32, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// What the processor keeps of a consumed message: partition, offset, key and payload.
+fn message_parts(message: &impl Message) -> MessageParts {
+    (
+        message.partition(),
+        message.offset(),
+        message.key().map(<[u8]>::to_vec),
+        message.payload().map(<[u8]>::to_vec),
+    )
+}

@@ -5,7 +5,7 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
     ArrayRef, Float64Builder, ListBuilder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
-    UInt32Builder, UInt64Builder, new_null_array,
+    UInt32Builder, UInt64Builder, make_array, new_null_array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::error::ArrowError;
@@ -73,10 +73,67 @@ pub fn schema() -> SchemaRef {
     Arc::clone(&SCHEMA)
 }
 
-/// Builds a record batch of [`schema`] from events; the window columns are null (a window
-/// query binds them per window, not per event).
+/// The table columns to fill from events. The others get placeholder values (nulls, or
+/// empty strings and zeros where the schema forbids nulls): no query reads them, and building
+/// every column for every event was a large part of the processor's cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSet(Vec<bool>);
+
+impl ColumnSet {
+    /// Every column.
+    pub fn all() -> Self {
+        Self(vec![true; schema().fields().len()])
+    }
+
+    /// The named columns (names that are not table columns are ignored) and `timestamp`,
+    /// which windowing always reads.
+    pub fn of<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let schema = schema();
+        let mut set = vec![false; schema.fields().len()];
+        for name in names.into_iter().chain(["timestamp"]) {
+            if let Ok(index) = schema.index_of(name) {
+                set[index] = true;
+            }
+        }
+        Self(set)
+    }
+
+    /// Adds the columns of `other`.
+    pub fn extend(&mut self, other: &Self) {
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+            *mine |= theirs;
+        }
+    }
+
+    /// Whether the column at `index` is filled.
+    pub fn contains(&self, index: usize) -> bool {
+        self.0.get(index).copied().unwrap_or(false)
+    }
+
+    /// Names of the filled columns.
+    pub fn names(&self) -> Vec<String> {
+        schema()
+            .fields()
+            .iter()
+            .zip(&self.0)
+            .filter(|(_, filled)| **filled)
+            .map(|(field, _)| field.name().clone())
+            .collect()
+    }
+}
+
+/// Builds a record batch of [`schema`] from events with every column filled; the window
+/// columns are null (a window query binds them per window, not per event).
 pub fn to_record_batch<'a>(
     events: impl ExactSizeIterator<Item = &'a OutcomeEvent> + Clone,
+) -> Result<RecordBatch, ArrowError> {
+    to_record_batch_of(events, &ColumnSet::all())
+}
+
+/// Builds a record batch of [`schema`] from events, filling only the `filled` columns.
+pub fn to_record_batch_of<'a>(
+    events: impl ExactSizeIterator<Item = &'a OutcomeEvent> + Clone,
+    filled: &ColumnSet,
 ) -> Result<RecordBatch, ArrowError> {
     let rows = events.len();
     let texts = |get: fn(&OutcomeEvent) -> Option<&str>| -> ArrayRef {
@@ -107,58 +164,135 @@ pub fn to_record_batch<'a>(
         }
         Arc::new(builder.finish())
     };
-    let mut retries = UInt32Builder::with_capacity(rows);
-    let mut tags = ListBuilder::new(StringBuilder::new());
-    let mut metadata = StringBuilder::new();
-    for event in events.clone() {
-        retries.append_option(event.retry_count);
-        match &event.tags {
-            Some(values) => {
-                for tag in values {
-                    tags.values().append_value(tag);
+    let retries = || -> ArrayRef {
+        let mut builder = UInt32Builder::with_capacity(rows);
+        for event in events.clone() {
+            builder.append_option(event.retry_count);
+        }
+        Arc::new(builder.finish())
+    };
+    let tags = || -> ArrayRef {
+        let mut builder = ListBuilder::new(StringBuilder::new());
+        for event in events.clone() {
+            match &event.tags {
+                Some(values) => {
+                    for tag in values {
+                        builder.values().append_value(tag);
+                    }
+                    builder.append(true);
                 }
-                tags.append(true);
+                None => builder.append(false),
             }
-            None => tags.append(false),
         }
-        match &event.metadata {
-            Some(map) => metadata.append_value(serde_json::Value::Object(map.clone()).to_string()),
-            None => metadata.append_null(),
+        Arc::new(builder.finish())
+    };
+    let metadata = || -> ArrayRef {
+        let mut builder = StringBuilder::new();
+        for event in events.clone() {
+            match &event.metadata {
+                Some(map) => {
+                    builder.append_value(serde_json::Value::Object(map.clone()).to_string())
+                }
+                None => builder.append_null(),
+            }
         }
-    }
-    let columns: Vec<ArrayRef> = vec![
-        texts(|e| Some(&e.event_id)),
-        texts(|e| Some(&e.run_id)),
-        texts(|e| Some(&e.agent_name)),
-        texts(|e| e.agent_type.as_deref()),
-        texts(|e| Some(&e.action_type)),
-        times(|e| Some(e.timestamp.timestamp_millis())),
-        times(|e| e.start_time.map(|t| t.timestamp_millis())),
-        times(|e| e.end_time.map(|t| t.timestamp_millis())),
-        floats(|e| Some(e.duration_ms)),
-        floats(|e| Some(e.latency_ms)),
-        texts(|e| Some(e.status.as_str())),
-        texts(|e| Some(e.severity.as_str())),
-        texts(|e| e.error_message.as_deref()),
-        texts(|e| e.error_type.as_deref()),
-        Arc::new(retries.finish()),
-        floats(|e| e.llm_latency_ms),
-        counts(|e| e.tokens_used),
-        counts(|e| e.input_tokens),
-        counts(|e| e.output_tokens),
-        floats(|e| e.memory_used_mb),
-        floats(|e| e.cpu_time_ms),
-        texts(|e| e.model.as_deref()),
-        texts(|e| e.provider.as_deref()),
-        floats(|e| e.cost_estimate),
-        floats(|e| e.quality_score),
-        floats(|e| e.confidence_score),
-        texts(|e| e.correlation_id.as_deref()),
-        texts(|e| e.workflow_id.as_deref()),
-        Arc::new(tags.finish()),
-        Arc::new(metadata.finish()),
-        new_null_array(&timestamp(), rows),
-        new_null_array(&timestamp(), rows),
+        Arc::new(builder.finish())
+    };
+    let window_bound = || new_null_array(&timestamp(), rows);
+    // In schema order.
+    let makers: [&dyn Fn() -> ArrayRef; 32] = [
+        &|| texts(|e| Some(&e.event_id)),
+        &|| texts(|e| Some(&e.run_id)),
+        &|| texts(|e| Some(&e.agent_name)),
+        &|| texts(|e| e.agent_type.as_deref()),
+        &|| texts(|e| Some(&e.action_type)),
+        &|| times(|e| Some(e.timestamp.timestamp_millis())),
+        &|| times(|e| e.start_time.map(|t| t.timestamp_millis())),
+        &|| times(|e| e.end_time.map(|t| t.timestamp_millis())),
+        &|| floats(|e| Some(e.duration_ms)),
+        &|| floats(|e| Some(e.latency_ms)),
+        &|| texts(|e| Some(e.status.as_str())),
+        &|| texts(|e| Some(e.severity.as_str())),
+        &|| texts(|e| e.error_message.as_deref()),
+        &|| texts(|e| e.error_type.as_deref()),
+        &retries,
+        &|| floats(|e| e.llm_latency_ms),
+        &|| counts(|e| e.tokens_used),
+        &|| counts(|e| e.input_tokens),
+        &|| counts(|e| e.output_tokens),
+        &|| floats(|e| e.memory_used_mb),
+        &|| floats(|e| e.cpu_time_ms),
+        &|| texts(|e| e.model.as_deref()),
+        &|| texts(|e| e.provider.as_deref()),
+        &|| floats(|e| e.cost_estimate),
+        &|| floats(|e| e.quality_score),
+        &|| floats(|e| e.confidence_score),
+        &|| texts(|e| e.correlation_id.as_deref()),
+        &|| texts(|e| e.workflow_id.as_deref()),
+        &tags,
+        &metadata,
+        &window_bound,
+        &window_bound,
     ];
-    RecordBatch::try_new(schema(), columns)
+    let schema = schema();
+    let columns = makers
+        .iter()
+        .zip(schema.fields())
+        .enumerate()
+        .map(|(index, (make, field))| {
+            if filled.contains(index) {
+                Ok(make())
+            } else {
+                placeholder(field, rows)
+            }
+        })
+        .collect::<Result<Vec<_>, ArrowError>>()?;
+    RecordBatch::try_new(schema, columns)
+}
+
+/// A column no query reads: nulls, or (where the schema forbids nulls) the zero value of its
+/// type, which for strings is the empty string.
+fn placeholder(field: &Field, rows: usize) -> Result<ArrayRef, ArrowError> {
+    let nulls = new_null_array(field.data_type(), rows);
+    if field.is_nullable() {
+        return Ok(nulls);
+    }
+    // A null array's buffers are zeroed: without its validity bitmap it holds zero values.
+    let data = nulls.to_data().into_builder().nulls(None).build()?;
+    Ok(make_array(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{OutcomeEvent, OutcomeStatus};
+
+    #[test]
+    fn unfilled_columns_hold_placeholders_and_filled_ones_hold_the_events() {
+        let events: Vec<OutcomeEvent> = (0..3)
+            .map(|n| {
+                OutcomeEvent::builder(&format!("agent_{n}"), "act")
+                    .status(OutcomeStatus::Failure)
+                    .duration_ms(n as f64)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let filled = ColumnSet::of(["agent_name", "no_such_column"]);
+        assert_eq!(filled.names(), ["agent_name", "timestamp"]);
+        let batch = to_record_batch_of(events.iter(), &filled).unwrap();
+        let full = to_record_batch(events.iter()).unwrap();
+        assert_eq!(batch.schema(), full.schema());
+        for name in ["agent_name", "timestamp"] {
+            assert_eq!(
+                batch.column_by_name(name),
+                full.column_by_name(name),
+                "{name}"
+            );
+        }
+        let event_ids = batch.column_by_name("event_id").unwrap();
+        assert_eq!(event_ids.null_count(), 0, "a non-nullable placeholder");
+        assert_ne!(event_ids, full.column_by_name("event_id").unwrap());
+        assert_eq!(batch.column_by_name("model").unwrap().null_count(), 3);
+    }
 }

@@ -6,7 +6,7 @@ mod panes;
 mod rewrite;
 mod window_clause;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,8 @@ use datafusion::arrow::array::{RecordBatch, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::MemTable;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -23,7 +25,7 @@ pub use compile::CompiledQuery;
 pub use panes::{PaneStore, event_times};
 pub use window_clause::{WindowClause, WindowClauseError, split_window_clause};
 
-use crate::processor::table::{self, TABLE_NAME};
+use crate::processor::table::{self, ColumnSet, TABLE_NAME};
 use crate::processor::window::{Millis, WindowBounds, WindowSpec};
 
 /// A query that cannot be used, with where it came from.
@@ -46,6 +48,8 @@ pub struct QueryDefinition {
     pub window: WindowClause,
     /// The plan, split for pane-wise evaluation.
     pub compiled: CompiledQuery,
+    /// The table columns the query reads (the engine fills only these).
+    pub table_columns: ColumnSet,
 }
 
 impl QueryDefinition {
@@ -89,10 +93,12 @@ impl QueryDefinition {
             .map_err(|e| error(None, e.strip_backtrace()))?;
         let compiled = CompiledQuery::new(&plan, state.execution_props())
             .map_err(|e| error(None, e.strip_backtrace()))?;
+        let table_columns = columns_read(&plan).map_err(|e| error(None, e.strip_backtrace()))?;
         Ok(Self {
             name: name.to_owned(),
             window,
             compiled,
+            table_columns,
         })
     }
 
@@ -201,6 +207,19 @@ impl QueryDefinition {
         }
         Self::load_dir(dir).await
     }
+}
+
+/// Every column name the plan's expressions refer to that is a table column. A name of an
+/// intermediate result that equals a table column only adds a column to fill.
+fn columns_read(plan: &LogicalPlan) -> datafusion::error::Result<ColumnSet> {
+    let mut names = BTreeSet::new();
+    plan.apply(|node| {
+        for expr in node.expressions() {
+            names.extend(expr.column_refs().into_iter().map(|c| c.name.clone()));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(ColumnSet::of(names.iter().map(String::as_str)))
 }
 
 /// DataFusion/sqlparser messages carry "Line: n, Column: m".
