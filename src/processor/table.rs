@@ -271,7 +271,7 @@ mod tests {
     fn unfilled_columns_hold_placeholders_and_filled_ones_hold_the_events() {
         let events: Vec<OutcomeEvent> = (0..3)
             .map(|n| {
-                OutcomeEvent::builder(&format!("agent_{n}"), "act")
+                OutcomeEvent::builder(format!("agent_{n}"), "act")
                     .status(OutcomeStatus::Failure)
                     .duration_ms(n as f64)
                     .build()
