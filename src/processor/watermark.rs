@@ -27,6 +27,8 @@ pub struct WatermarkTracker {
     watermark: Millis,
     /// Partitions with a backlog: a quiet one is starved by the fetcher, not idle.
     lagging: std::collections::HashSet<i32>,
+    /// Partitions idle at the last advance (to log when one goes idle).
+    reported_idle: std::collections::HashSet<i32>,
 }
 
 impl WatermarkTracker {
@@ -39,6 +41,7 @@ impl WatermarkTracker {
             partitions: HashMap::new(),
             watermark: Millis::MIN,
             lagging: Default::default(),
+            reported_idle: Default::default(),
         }
     }
 
@@ -115,6 +118,16 @@ impl WatermarkTracker {
             .filter(|&(&id, p)| self.is_idle(id, p, now))
             .map(|(&id, _)| id)
             .collect();
+        for id in &idle {
+            if !self.reported_idle.contains(id) {
+                tracing::debug!(
+                    partition = id,
+                    watermark = self.watermark,
+                    "partition idle: it no longer holds the watermark"
+                );
+            }
+        }
+        self.reported_idle = idle.clone();
         for (id, progress) in &mut self.partitions {
             let own = progress
                 .max_event_time
