@@ -24,10 +24,54 @@ type Accumulators = Vec<Box<dyn Accumulator>>;
 /// can be dropped, and merged across partitions when a window closes.
 pub type PaneKey = (Millis, i32);
 
+/// One group of a pane: accumulating, or frozen into the accumulators' intermediate state
+/// once a window holding the pane has been evaluated. Later hopping windows then merge the
+/// frozen state directly instead of extracting and rebuilding it each time.
+enum GroupState {
+    Open(Accumulators),
+    Frozen(Vec<Vec<ArrayRef>>),
+}
+
+impl GroupState {
+    /// The accumulators, rebuilt from the frozen state if need be (a replayed event after a
+    /// restart can still reach a pane one of whose windows has closed).
+    fn open(&mut self, query: &CompiledQuery) -> Result<&mut Accumulators> {
+        if let Self::Frozen(states) = self {
+            let mut accumulators = new_accumulators(query)?;
+            for (accumulator, state) in accumulators.iter_mut().zip(states.iter()) {
+                accumulator.merge_batch(state)?;
+            }
+            *self = Self::Open(accumulators);
+        }
+        match self {
+            Self::Open(accumulators) => Ok(accumulators),
+            Self::Frozen(_) => unreachable!("opened above"),
+        }
+    }
+
+    /// The intermediate state of every aggregate; freezes the group when `keep` (the pane
+    /// serves later windows), since `state` may consume an accumulator.
+    fn states(&mut self, keep: bool) -> Result<Vec<Vec<ArrayRef>>> {
+        match self {
+            Self::Frozen(states) => Ok(states.clone()),
+            Self::Open(accumulators) => {
+                let states = accumulators
+                    .iter_mut()
+                    .map(|accumulator| state_arrays(accumulator.as_mut()))
+                    .collect::<Result<Vec<_>>>()?;
+                if keep {
+                    *self = Self::Frozen(states.clone());
+                }
+                Ok(states)
+            }
+        }
+    }
+}
+
 /// One pane's groups, keyed by the encoded data group keys.
 #[derive(Default)]
 struct Pane {
-    groups: HashMap<Box<[u8]>, Accumulators>,
+    groups: HashMap<Box<[u8]>, GroupState>,
 }
 
 /// The open panes of one query.
@@ -140,8 +184,11 @@ impl PaneStore {
         let single_group = groups.len() == 1;
         for (key, indices) in groups {
             let accumulators = match pane.groups.get_mut(&key) {
-                Some(accumulators) => accumulators,
-                None => pane.groups.entry(key).or_insert(new_accumulators(query)?),
+                Some(group) => group.open(query)?,
+                None => {
+                    let group = GroupState::Open(new_accumulators(query)?);
+                    pane.groups.entry(key).or_insert(group).open(query)?
+                }
             };
             let indices = UInt32Array::from(indices);
             for ((args, mask), accumulator) in inputs.iter().zip(accumulators.iter_mut()) {
@@ -186,22 +233,13 @@ impl PaneStore {
             .range_mut(range)
             .filter(|((_, partition), _)| include(*partition))
         {
-            for (key, accumulators) in pane.groups.iter_mut() {
+            for (key, group) in pane.groups.iter_mut() {
                 if !merged.contains_key(key) {
                     merged.insert(key.clone(), new_accumulators(query)?);
                 }
                 let target = merged.get_mut(key).expect("inserted above");
-                for (index, (source, target)) in
-                    accumulators.iter_mut().zip(target.iter_mut()).enumerate()
-                {
-                    let state = state_arrays(source.as_mut())?;
-                    target.merge_batch(&state)?;
-                    if reused {
-                        // `state` may consume; the pane serves later windows, so rebuild it.
-                        let mut fresh = query.aggregates[index].0.create_accumulator()?;
-                        fresh.merge_batch(&state)?;
-                        *source = fresh;
-                    }
+                for (state, target) in group.states(reused)?.iter().zip(target.iter_mut()) {
+                    target.merge_batch(state)?;
                 }
             }
         }
@@ -326,4 +364,74 @@ pub fn event_times(batch: &RecordBatch) -> Option<&[i64]> {
     column
         .as_primitive_opt::<TimestampMillisecondType>()
         .map(|a| a.values().as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+
+    use super::*;
+    use crate::event::OutcomeEvent;
+    use crate::processor::query::QueryDefinition;
+    use crate::processor::table::to_record_batch;
+
+    const MINUTE: Millis = 60_000;
+
+    #[tokio::test]
+    async fn a_frozen_pane_reopens_for_a_late_update_and_keeps_what_it_had() {
+        let query = QueryDefinition::compile(
+            "q",
+            "inline",
+            "SELECT COUNT(*) AS n, MAX(latency_ms) AS slowest FROM agent_outcomes \
+             WINDOW HOPPING (SIZE 2 MINUTES, ADVANCE BY 1 MINUTE)",
+        )
+        .await
+        .unwrap();
+        let compiled = &query.compiled;
+        let rows = |latencies: &[f64]| {
+            let events: Vec<OutcomeEvent> = latencies
+                .iter()
+                .map(|&ms| {
+                    OutcomeEvent::builder("a", "act")
+                        .latency_ms(ms)
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            compiled
+                .apply_row_steps(to_record_batch(events.iter()).unwrap())
+                .unwrap()
+        };
+        let count_and_max = |batch: &RecordBatch| {
+            (
+                batch.column(0).as_primitive::<Int64Type>().value(0),
+                batch
+                    .column(1)
+                    .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                    .value(0),
+            )
+        };
+        let spec = query.spec();
+        let mut store = PaneStore::new(compiled, spec).unwrap();
+        store
+            .update(compiled, (0, 0), &rows(&[1.0, 2.0, 3.0]))
+            .unwrap();
+        // The first window holding pane 0 closes: the pane is frozen.
+        let first = store
+            .evaluate(compiled, spec.window_at(-MINUTE), |_| true)
+            .unwrap();
+        assert_eq!(count_and_max(&first), (3, 3.0));
+        // A replayed event reaches the pane afterwards; the next window sees all four.
+        store.update(compiled, (0, 0), &rows(&[9.0])).unwrap();
+        let second = store
+            .evaluate(compiled, spec.window_at(0), |_| true)
+            .unwrap();
+        assert_eq!(count_and_max(&second), (4, 9.0));
+        // Evaluating again from the frozen state gives the same row.
+        let again = store
+            .evaluate(compiled, spec.window_at(0), |_| true)
+            .unwrap();
+        assert_eq!(count_and_max(&again), (4, 9.0));
+    }
 }
