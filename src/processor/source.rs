@@ -49,7 +49,18 @@ impl ClientContext for SourceContext {
                 // processor holds back until windows are out; the backlog is what lies between
                 // the read position and the end. -1 is the internal "unassigned" partition,
                 // and a negative offset is unknown.
-                let (position, end) = (partition_stats.app_offset, partition_stats.hi_offset);
+                // Before a partition's first message reaches the application its read
+                // position is unknown: all from the committed offset (or the log start) is
+                // still to read, so a starved new partition counts as lagging too.
+                let position = [
+                    partition_stats.app_offset,
+                    partition_stats.committed_offset,
+                    partition_stats.lo_offset,
+                ]
+                .into_iter()
+                .find(|&offset| offset >= 0)
+                .unwrap_or(-1);
+                let end = partition_stats.hi_offset;
                 if partition >= 0 && position >= 0 && end >= 0 {
                     self.stats
                         .set_consumer_lag(topic, partition, (end - position).max(0));
