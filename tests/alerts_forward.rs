@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use serde_json::Value;
 use warp::Filter;
 use warp::http::StatusCode;
 
 use common::broker::TansuBroker;
+use common::topic::send_one;
 use common::wait_until;
 use feedback_pipeline::alerts::forward::Forwarder;
 use feedback_pipeline::alerts::record::dedup_key;
@@ -91,16 +92,7 @@ fn record(action: AlertAction, agent: &str) -> AlertRecord {
 
 async fn produce(producer: &FutureProducer, topic: &str, record: &AlertRecord) {
     let payload = serde_json::to_vec(record).unwrap();
-    producer
-        .send(
-            FutureRecord::to(topic)
-                .key(&record.dedup_key)
-                .payload(&payload),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(err, _)| err)
-        .unwrap();
+    send_one(producer, topic, &record.dedup_key, &payload).await;
 }
 
 fn config(servers: &str, receiver: std::net::SocketAddr) -> Config {

@@ -9,10 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::Utc;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use serde_json::Value;
 
 use common::broker::TansuBroker;
+use common::topic::send_one;
 use common::wait_until;
 use feedback_pipeline::alerts::rules::{BUILTIN_RULES, parse_rules};
 use feedback_pipeline::config::{Config, VarSource};
@@ -237,27 +238,9 @@ async fn prometheus_scrapes_metrics_and_every_dashboard_panel_returns_data() {
     let producer: FutureProducer = config.kafka.producer_config(&servers).create().unwrap();
     for event in events() {
         let payload = event.to_json_vec().unwrap();
-        producer
-            .send(
-                FutureRecord::to("outcomes-prom")
-                    .key(&event.agent_name)
-                    .payload(&payload),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(err, _)| err)
-            .unwrap();
+        send_one(&producer, "outcomes-prom", &event.agent_name, &payload).await;
     }
-    producer
-        .send(
-            FutureRecord::to("outcomes-prom")
-                .key("broken")
-                .payload("{not json"),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(err, _)| err)
-        .unwrap();
+    send_one(&producer, "outcomes-prom", "broken", b"{not json").await;
 
     // The exposition: exact content type, windows closed, the failure-rate alert fired.
     let client = reqwest::Client::new();

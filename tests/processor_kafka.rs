@@ -13,7 +13,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
 use common::broker::TansuBroker;
-use common::topic::read_raw;
+use common::topic::{read_raw, send_one};
 use common::wait_until;
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
@@ -201,15 +201,7 @@ async fn windows_match_a_plain_loop_and_bad_input_goes_to_the_dead_letter_topic(
     let mut late = good[0].clone();
     late.event_id = "late-event".into();
     let payload = late.to_json_vec().unwrap();
-    producer
-        .send(
-            FutureRecord::to(&topics.outcomes)
-                .key(&late.agent_name)
-                .payload(&payload),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
+    send_one(&producer, &topics.outcomes, &late.agent_name, &payload).await;
 
     let dead = read_raw(
         &servers,

@@ -96,10 +96,16 @@ impl WatermarkTracker {
     /// Recomputes the watermark at `now` (wall clock `wall_now_ms`) and returns it. It never
     /// goes back.
     pub fn advance(&mut self, now: Instant, wall_now_ms: Millis) -> Millis {
+        let idle: std::collections::HashSet<i32> = self
+            .partitions
+            .iter()
+            .filter(|&(&id, p)| self.is_idle(id, p, now))
+            .map(|(&id, _)| id)
+            .collect();
         let active = self
             .partitions
             .iter()
-            .filter(|&(&id, p)| !self.is_idle(id, p, now))
+            .filter(|(id, _)| !idle.contains(id))
             .map(|(_, p)| p.max_event_time)
             .min();
         let candidate = match active {
@@ -112,12 +118,6 @@ impl WatermarkTracker {
             None => Millis::MIN,
         };
         self.watermark = self.watermark.max(candidate);
-        let idle: std::collections::HashSet<i32> = self
-            .partitions
-            .iter()
-            .filter(|&(&id, p)| self.is_idle(id, p, now))
-            .map(|(&id, _)| id)
-            .collect();
         for id in &idle {
             if !self.reported_idle.contains(id) {
                 tracing::debug!(
@@ -127,7 +127,6 @@ impl WatermarkTracker {
                 );
             }
         }
-        self.reported_idle = idle.clone();
         for (id, progress) in &mut self.partitions {
             let own = progress
                 .max_event_time
@@ -139,6 +138,7 @@ impl WatermarkTracker {
             };
             progress.bound = progress.bound.max(candidate);
         }
+        self.reported_idle = idle;
         self.watermark
     }
 

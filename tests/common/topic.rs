@@ -1,12 +1,25 @@
-//! Reading a topic back in tests.
+//! Writing single records to a topic and reading a topic back in tests.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 
 use feedback_pipeline::event::OutcomeEvent;
+
+/// Sends one record and waits for the broker's acknowledgement; panics if there is none.
+pub async fn send_one(producer: &FutureProducer, topic: &str, key: &str, payload: &[u8]) {
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(err, _)| err)
+        .unwrap();
+}
 
 /// Consumes `topic` from the beginning until `expected` distinct event ids were seen or
 /// `timeout` passed; returns the events by id and the total number of messages read.

@@ -2,6 +2,7 @@
 //! through their intermediate state when a window closes. Memory follows panes × groups,
 //! never the number of events.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -183,13 +184,11 @@ impl PaneStore {
         let pane = self.panes.entry(pane).or_default();
         let single_group = groups.len() == 1;
         for (key, indices) in groups {
-            let accumulators = match pane.groups.get_mut(&key) {
-                Some(group) => group.open(query)?,
-                None => {
-                    let group = GroupState::Open(new_accumulators(query)?);
-                    pane.groups.entry(key).or_insert(group).open(query)?
-                }
+            let group = match pane.groups.entry(key) {
+                Entry::Occupied(group) => group.into_mut(),
+                Entry::Vacant(slot) => slot.insert(GroupState::Open(new_accumulators(query)?)),
             };
+            let accumulators = group.open(query)?;
             let indices = UInt32Array::from(indices);
             for ((args, mask), accumulator) in inputs.iter().zip(accumulators.iter_mut()) {
                 let mut args: Vec<ArrayRef> = if single_group {
