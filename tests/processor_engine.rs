@@ -110,7 +110,7 @@ fn run(engine: &mut WindowEngine, data: &Generated) -> Vec<ClosedWindow> {
             }
             let to = (from + chunk).min(events.len());
             let late = engine
-                .ingest(partition as i32, &events[from..to], now)
+                .ingest_events(partition as i32, &events[from..to], now)
                 .unwrap();
             assert!(
                 late.is_empty(),
@@ -349,7 +349,9 @@ async fn late_events_are_reported_and_not_merged() {
     assert_eq!(total, 2_000);
     let mut late = data.partitions[0][0].1.clone();
     late.timestamp = Utc.timestamp_millis_opt(BASE).unwrap();
-    let reported = engine.ingest(0, &[(9_999, late)], Instant::now()).unwrap();
+    let reported = engine
+        .ingest_events(0, &[(9_999, late)], Instant::now())
+        .unwrap();
     assert_eq!(reported.len(), 1);
     assert_eq!(reported[0].queries, vec!["count".to_owned()]);
     let after = engine
@@ -460,7 +462,7 @@ async fn a_restored_engine_replays_to_the_results_of_an_uninterrupted_one() {
     let cut: Vec<usize> = data.partitions.iter().map(|p| p.len() / 3).collect();
     for (partition, events) in data.partitions.iter().enumerate() {
         first
-            .ingest(partition as i32, &events[..cut[partition]], now)
+            .ingest_events(partition as i32, &events[..cut[partition]], now)
             .unwrap();
     }
     collect(&first.advance(now, 0).unwrap(), &mut crashed);
@@ -533,7 +535,7 @@ async fn closing_windows_midway_keeps_the_panes_later_windows_need() {
     let mut closed = Vec::new();
     for (partition, events) in data.partitions.iter().enumerate() {
         split
-            .ingest(partition as i32, &events[..events.len() / 3], now)
+            .ingest_events(partition as i32, &events[..events.len() / 3], now)
             .unwrap();
     }
     closed.extend(split.advance(now, 0).unwrap());

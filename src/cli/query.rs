@@ -92,7 +92,7 @@ pub async fn query(config: Config, args: QueryArgs) -> Result<(), Box<dyn std::e
                 let batch = pending.entry(partition).or_default();
                 batch.push((offset, event));
                 if batch.len() >= 4096 {
-                    engine.ingest(partition, &std::mem::take(batch), started)?;
+                    engine.ingest_events(partition, &std::mem::take(batch), started)?;
                 }
             }
             Ok(_) => {}
@@ -100,7 +100,7 @@ pub async fn query(config: Config, args: QueryArgs) -> Result<(), Box<dyn std::e
         }
     }
     for (partition, batch) in pending {
-        engine.ingest(partition, &batch, started)?;
+        engine.ingest_events(partition, &batch, started)?;
     }
     let far_future = Utc::now().timestamp_millis() + 100 * 365 * 24 * 3600 * 1000;
     let closed = engine.advance(started + Duration::from_secs(400 * 24 * 3600), far_future)?;

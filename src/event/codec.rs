@@ -12,15 +12,7 @@ impl OutcomeEvent {
     /// Never panics: malformed JSON, a missing or wrongly typed field, an unknown status, a
     /// non-finite number or an oversized event all come back as an [`EventError`].
     pub fn from_json_slice(bytes: &[u8]) -> Result<Self, EventError> {
-        if bytes.len() > MAX_EVENT_BYTES {
-            return Err(EventError::whole(
-                EventErrorKind::TooLarge,
-                format!(
-                    "event is {} bytes, the limit is {MAX_EVENT_BYTES}",
-                    bytes.len()
-                ),
-            ));
-        }
+        check_size(bytes)?;
         // The fast path carries no field paths; only a failure pays to decode again with them.
         let event: OutcomeEvent = match serde_json::from_slice(bytes) {
             Ok(event) => event,
@@ -48,6 +40,20 @@ impl OutcomeEvent {
         // serde_json only writes UTF-8.
         Ok(String::from_utf8(bytes).expect("serde_json writes UTF-8"))
     }
+}
+
+/// Rejects an encoded event over [`MAX_EVENT_BYTES`] before any decoding.
+pub(super) fn check_size(bytes: &[u8]) -> Result<(), EventError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(EventError::whole(
+            EventErrorKind::TooLarge,
+            format!(
+                "event is {} bytes, the limit is {MAX_EVENT_BYTES}",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Decodes again while tracking the path, to say which field broke.

@@ -10,11 +10,13 @@ mod outcome;
 mod status;
 pub mod timestamp;
 mod validate;
+mod view;
 
 pub use builder::OutcomeEventBuilder;
 pub use error::{EventError, EventErrorKind};
 pub use outcome::OutcomeEvent;
 pub use status::{EventSeverity, OutcomeStatus, UnknownVariant};
+pub use view::{MetadataView, OutcomeEventView, TagsView};
 
 /// The JSON Schema (draft 2020-12) of [`OutcomeEvent`], as published in
 /// `schema/outcome-event.schema.json`.

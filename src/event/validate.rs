@@ -1,12 +1,21 @@
-//! The rules a decoded or built [`OutcomeEvent`] must meet beyond its JSON types.
+//! The rules a decoded or built event must meet beyond its JSON types. They are written once,
+//! on [`OutcomeEventView`]; an [`OutcomeEvent`] is checked through its view.
 
 use super::error::{EventError, EventErrorKind};
 use super::limits::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_STACK_TRACE_CHARS, MAX_TAGS};
 use super::outcome::OutcomeEvent;
+use super::view::OutcomeEventView;
 
 impl OutcomeEvent {
     /// Checks the rules the JSON types cannot express: non-empty ids, finite non-negative
     /// measurements, scores within 0..=1 and the size limits of [`super::limits`].
+    pub fn validate(&self) -> Result<(), EventError> {
+        self.view().validate()
+    }
+}
+
+impl OutcomeEventView<'_> {
+    /// Checks the rules of [`OutcomeEvent::validate`].
     pub fn validate(&self) -> Result<(), EventError> {
         required_name("event_id", &self.event_id)?;
         required_name("run_id", &self.run_id)?;

@@ -4,7 +4,7 @@
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 use super::guard::LabelGuard;
-use crate::event::{OutcomeEvent, OutcomeStatus};
+use crate::event::{OutcomeEventView, OutcomeStatus};
 
 /// Latency buckets, seconds: 5 ms to 2 min (agent actions wrap LLM calls).
 const LATENCY_BUCKETS: [f64; 15] = [
@@ -95,7 +95,7 @@ impl EventMetrics {
     }
 
     /// Counts one event.
-    pub fn observe(&self, event: &OutcomeEvent) {
+    pub fn observe(&self, event: &OutcomeEventView<'_>) {
         let agent = self.agents.admit(&event.agent_name);
         let agent_type = self
             .agent_types

@@ -10,7 +10,7 @@ use datafusion::arrow::compute::filter_record_batch;
 use datafusion::error::Result;
 
 use crate::alerts::{AlertEvaluator, AlertRecord};
-use crate::event::OutcomeEvent;
+use crate::event::{OutcomeEvent, OutcomeEventView};
 use crate::processor::offsets::OffsetTracker;
 use crate::processor::query::{QueryDefinition, WindowResult, WindowedQuery};
 use crate::processor::table::{self, ColumnSet};
@@ -92,6 +92,20 @@ impl WindowEngine {
         })
     }
 
+    /// [`Self::ingest`] for owned events.
+    pub fn ingest_events(
+        &mut self,
+        partition: i32,
+        events: &[(i64, OutcomeEvent)],
+        now: Instant,
+    ) -> Result<Vec<LateEvent>> {
+        let views: Vec<_> = events
+            .iter()
+            .map(|(offset, event)| (*offset, event.view()))
+            .collect();
+        self.ingest(partition, &views, now)
+    }
+
     /// Adds consumed events of `partition` (`(offset, event)`, in offset order); returns those
     /// that were late for at least one query.
     ///
@@ -101,7 +115,7 @@ impl WindowEngine {
     pub fn ingest(
         &mut self,
         partition: i32,
-        events: &[(i64, OutcomeEvent)],
+        events: &[(i64, OutcomeEventView<'_>)],
         now: Instant,
     ) -> Result<Vec<LateEvent>> {
         if events.is_empty() {

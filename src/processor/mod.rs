@@ -1,6 +1,7 @@
 //! The processor: consumes `agent-outcomes`, windows events by event time, evaluates the
 //! SQL window queries and emits results (see `docs` in the README for the data path).
 
+pub mod batch;
 pub mod checkpoint;
 pub mod dead_letter;
 pub mod engine;

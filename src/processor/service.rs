@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+use super::batch::ConsumedBatch;
 use super::checkpoint;
 use super::dead_letter::{self, DeadLetter};
 use super::engine::{EngineSettings, WindowEngine};
@@ -22,7 +23,7 @@ use super::source::{OutcomeConsumer, Reassignment, create_consumer};
 use super::stats::ProcessorStats;
 use crate::alerts::{AlertEvaluator, AlertRecord, AlertRule};
 use crate::config::Config;
-use crate::event::OutcomeEvent;
+use crate::event::OutcomeEventView;
 use crate::kafka::{TopicSpec, ensure_topics};
 use crate::metrics::Metrics;
 use crate::metrics::server::Readiness;
@@ -183,21 +184,22 @@ impl Processor {
             // The in-process cluster cannot create topics; it is started with this one.
             tracing::debug!(%err, topic = %self.checkpoint_topic, "checkpoint topic not created");
         }
+        let mut batch = ConsumedBatch::with_capacity(MAX_BATCH);
         loop {
             let deadline = tokio::time::Instant::now() + self.tick;
-            let mut batch = Vec::new();
+            batch.clear();
             let stop = loop {
                 tokio::select! {
                     _ = &mut shutdown => break true,
                     received = tokio::time::timeout_at(deadline, self.consumer.recv()) => {
                         match received {
                             Ok(Ok(message)) => {
-                                batch.push(message_parts(&message));
+                                batch.push(&message);
                                 // Take what librdkafka has already fetched without waiting: a
                                 // timer and a wake-up per message cost more than decoding it.
                                 while batch.len() < MAX_BATCH {
                                     match self.consumer.recv().now_or_never() {
-                                        Some(Ok(message)) => batch.push(message_parts(&message)),
+                                        Some(Ok(message)) => batch.push(&message),
                                         Some(Err(err)) => {
                                             tracing::warn!(%err, "consumer error");
                                             break;
@@ -219,7 +221,7 @@ impl Processor {
                 }
             };
             self.apply_reassignments(&mut batch);
-            self.process(batch).await?;
+            self.process(&batch)?;
             self.commit(stop).await;
             if stop {
                 tracing::info!("processor stopping; safe offsets committed");
@@ -228,7 +230,7 @@ impl Processor {
         }
     }
 
-    fn apply_reassignments(&mut self, batch: &mut Vec<MessageParts>) {
+    fn apply_reassignments(&mut self, batch: &mut ConsumedBatch) {
         for change in self.consumer.context().take_changes() {
             self.stats.add_rebalance();
             match change {
@@ -239,7 +241,7 @@ impl Processor {
                         self.last_commit.remove(&partition);
                         self.stats.forget_partition(&self.outcome_topic, partition);
                     }
-                    batch.retain(|(p, ..)| !partitions.contains(p));
+                    batch.remove_partitions(&partitions);
                 }
                 Reassignment::Assigned(partitions) => {
                     tracing::info!(?partitions, "partitions assigned");
@@ -274,16 +276,25 @@ impl Processor {
         }
     }
 
-    async fn process(&mut self, batch: Vec<MessageParts>) -> Result<(), ProcessorError> {
+    fn process(&mut self, batch: &ConsumedBatch) -> Result<(), ProcessorError> {
         self.stats.add_consumed(batch.len() as u64);
         let now = Instant::now();
-        let mut by_partition: BTreeMap<i32, Vec<(i64, OutcomeEvent)>> = BTreeMap::new();
-        // The original key and bytes of decoded events, in case one turns out late.
-        let mut raw: HashMap<(i32, i64), KeyAndPayload> = HashMap::new();
-        for (partition, offset, key, payload) in batch {
-            let decoded = match &payload {
+        // Per partition, the decoded events (borrowing from the batch) and each one's index
+        // in the batch, sized up front: growing them was a measurable share of a batch.
+        let mut by_partition: BTreeMap<i32, (Vec<(i64, OutcomeEventView<'_>)>, Vec<usize>)> =
+            BTreeMap::new();
+        for message in batch.messages() {
+            by_partition.entry(message.partition).or_default().1.push(0);
+        }
+        for (events, indexes) in by_partition.values_mut() {
+            *events = Vec::with_capacity(indexes.len());
+            indexes.clear();
+        }
+        for (index, message) in batch.messages().iter().enumerate() {
+            let (partition, offset) = (message.partition, message.offset);
+            let decoded = match batch.payload(message) {
                 None => Err((dead_letter::EMPTY, "the message has no payload".to_owned())),
-                Some(bytes) => OutcomeEvent::from_json_slice(bytes)
+                Some(bytes) => OutcomeEventView::from_json_slice(bytes)
                     .map_err(|err| (err.kind().as_str(), err.to_string())),
             };
             match decoded {
@@ -291,49 +302,34 @@ impl Processor {
                     if !self.engine.is_replay(partition, offset) {
                         self.metrics.events.observe(&event);
                     }
-                    by_partition
-                        .entry(partition)
-                        .or_default()
-                        .push((offset, event));
-                    raw.insert((partition, offset), (key, payload.unwrap_or_default()));
+                    let (events, indexes) = by_partition
+                        .get_mut(&partition)
+                        .expect("every partition of the batch has an entry");
+                    events.push((offset, event));
+                    indexes.push(index);
                 }
                 Err((reason, detail)) => {
-                    self.dead_letter(DeadLetter {
-                        reason,
-                        detail,
-                        topic: self.outcome_topic.clone(),
-                        partition,
-                        offset,
-                        key,
-                        payload: payload.unwrap_or_default(),
-                    });
+                    self.dead_letter(batch, index, reason, detail);
                     self.engine.record_handled(partition, offset);
                 }
             }
         }
-        for (partition, events) in by_partition {
-            tracing::trace!(
-                partition,
-                first = events[0].0,
-                last = events[events.len() - 1].0,
-                n = events.len(),
-                "ingesting"
-            );
-            for late in self.engine.ingest(partition, &events, now)? {
-                let offset = events[late.index].0;
-                let (key, payload) = raw.remove(&(partition, offset)).unwrap_or_default();
-                self.dead_letter(DeadLetter {
-                    reason: dead_letter::LATE,
-                    detail: format!(
-                        "event time is behind the closed windows of: {}",
-                        late.queries.join(", ")
-                    ),
-                    topic: self.outcome_topic.clone(),
+        for (partition, (events, indexes)) in by_partition {
+            if let (Some(first), Some(last)) = (events.first(), events.last()) {
+                tracing::trace!(
                     partition,
-                    offset,
-                    key,
-                    payload,
-                });
+                    first = first.0,
+                    last = last.0,
+                    n = events.len(),
+                    "ingesting"
+                );
+            }
+            for late in self.engine.ingest(partition, &events, now)? {
+                let detail = format!(
+                    "event time is behind the closed windows of: {}",
+                    late.queries.join(", ")
+                );
+                self.dead_letter(batch, indexes[late.index], dead_letter::LATE, detail);
             }
         }
         let wall_now = chrono::Utc::now().timestamp_millis();
@@ -405,7 +401,24 @@ impl Processor {
         }
     }
 
-    fn dead_letter(&mut self, letter: DeadLetter) {
+    /// Sends message `index` of `batch` to the dead-letter topic.
+    fn dead_letter(
+        &mut self,
+        batch: &ConsumedBatch,
+        index: usize,
+        reason: &'static str,
+        detail: String,
+    ) {
+        let message = &batch.messages()[index];
+        let letter = DeadLetter {
+            reason,
+            detail,
+            topic: self.outcome_topic.clone(),
+            partition: message.partition,
+            offset: message.offset,
+            key: batch.key(message).map(<[u8]>::to_vec),
+            payload: batch.payload(message).unwrap_or_default().to_vec(),
+        };
         self.stats.add_dead_letter(letter.reason);
         tracing::debug!(reason = letter.reason, detail = %letter.detail, partition = letter.partition, offset = letter.offset, "dead-lettered");
         self.unsent.push(Outgoing {
@@ -532,20 +545,4 @@ impl Processor {
             Err(err) => tracing::warn!(%err, "committing offsets failed; will retry"),
         }
     }
-}
-
-/// A message's key and payload.
-type KeyAndPayload = (Option<Vec<u8>>, Vec<u8>);
-
-/// `(partition, offset, key, payload)` of a consumed message.
-type MessageParts = (i32, i64, Option<Vec<u8>>, Option<Vec<u8>>);
-
-/// What the processor keeps of a consumed message: partition, offset, key and payload.
-fn message_parts(message: &impl Message) -> MessageParts {
-    (
-        message.partition(),
-        message.offset(),
-        message.key().map(<[u8]>::to_vec),
-        message.payload().map(<[u8]>::to_vec),
-    )
 }

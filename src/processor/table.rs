@@ -10,7 +10,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 
-use crate::event::OutcomeEvent;
+use crate::event::OutcomeEventView;
 
 /// The table name queries use in `FROM`.
 pub const TABLE_NAME: &str = "agent_outcomes";
@@ -124,40 +124,40 @@ impl ColumnSet {
 
 /// Builds a record batch of [`schema`] from events with every column filled; the window
 /// columns are null (a window query binds them per window, not per event).
-pub fn to_record_batch<'a>(
-    events: impl ExactSizeIterator<Item = &'a OutcomeEvent> + Clone,
+pub fn to_record_batch<'a, 'b: 'a>(
+    events: impl ExactSizeIterator<Item = &'a OutcomeEventView<'b>> + Clone,
 ) -> Result<RecordBatch, ArrowError> {
     to_record_batch_of(events, &ColumnSet::all())
 }
 
 /// Builds a record batch of [`schema`] from events, filling only the `filled` columns.
-pub fn to_record_batch_of<'a>(
-    events: impl ExactSizeIterator<Item = &'a OutcomeEvent> + Clone,
+pub fn to_record_batch_of<'a, 'b: 'a>(
+    events: impl ExactSizeIterator<Item = &'a OutcomeEventView<'b>> + Clone,
     filled: &ColumnSet,
 ) -> Result<RecordBatch, ArrowError> {
     let rows = events.len();
-    let texts = |get: fn(&OutcomeEvent) -> Option<&str>| -> ArrayRef {
+    let texts = |get: for<'x> fn(&'x OutcomeEventView<'b>) -> Option<&'x str>| -> ArrayRef {
         let mut builder = StringBuilder::with_capacity(rows, rows * 16);
         for event in events.clone() {
             builder.append_option(get(event));
         }
         Arc::new(builder.finish())
     };
-    let floats = |get: fn(&OutcomeEvent) -> Option<f64>| -> ArrayRef {
+    let floats = |get: fn(&OutcomeEventView<'b>) -> Option<f64>| -> ArrayRef {
         let mut builder = Float64Builder::with_capacity(rows);
         for event in events.clone() {
             builder.append_option(get(event));
         }
         Arc::new(builder.finish())
     };
-    let counts = |get: fn(&OutcomeEvent) -> Option<u64>| -> ArrayRef {
+    let counts = |get: fn(&OutcomeEventView<'b>) -> Option<u64>| -> ArrayRef {
         let mut builder = UInt64Builder::with_capacity(rows);
         for event in events.clone() {
             builder.append_option(get(event));
         }
         Arc::new(builder.finish())
     };
-    let times = |get: fn(&OutcomeEvent) -> Option<i64>| -> ArrayRef {
+    let times = |get: fn(&OutcomeEventView<'b>) -> Option<i64>| -> ArrayRef {
         let mut builder = TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC");
         for event in events.clone() {
             builder.append_option(get(event));
@@ -176,7 +176,7 @@ pub fn to_record_batch_of<'a>(
         for event in events.clone() {
             match &event.tags {
                 Some(values) => {
-                    for tag in values {
+                    for tag in values.iter() {
                         builder.values().append_value(tag);
                     }
                     builder.append(true);
@@ -190,9 +190,7 @@ pub fn to_record_batch_of<'a>(
         let mut builder = StringBuilder::new();
         for event in events.clone() {
             match &event.metadata {
-                Some(map) => {
-                    builder.append_value(serde_json::Value::Object(map.clone()).to_string())
-                }
+                Some(object) => builder.append_value(object.to_json_text()),
                 None => builder.append_null(),
             }
         }
@@ -201,11 +199,11 @@ pub fn to_record_batch_of<'a>(
     let window_bound = || new_null_array(&timestamp(), rows);
     // In schema order.
     let makers: [&dyn Fn() -> ArrayRef; 32] = [
-        &|| texts(|e| Some(&e.event_id)),
-        &|| texts(|e| Some(&e.run_id)),
-        &|| texts(|e| Some(&e.agent_name)),
+        &|| texts(|e| Some(&*e.event_id)),
+        &|| texts(|e| Some(&*e.run_id)),
+        &|| texts(|e| Some(&*e.agent_name)),
         &|| texts(|e| e.agent_type.as_deref()),
-        &|| texts(|e| Some(&e.action_type)),
+        &|| texts(|e| Some(&*e.action_type)),
         &|| times(|e| Some(e.timestamp.timestamp_millis())),
         &|| times(|e| e.start_time.map(|t| t.timestamp_millis())),
         &|| times(|e| e.end_time.map(|t| t.timestamp_millis())),
@@ -278,6 +276,7 @@ mod tests {
                     .unwrap()
             })
             .collect();
+        let events: Vec<_> = events.iter().map(OutcomeEvent::view).collect();
         let filled = ColumnSet::of(["agent_name", "no_such_column"]);
         assert_eq!(filled.names(), ["agent_name", "timestamp"]);
         let batch = to_record_batch_of(events.iter(), &filled).unwrap();

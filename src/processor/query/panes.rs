@@ -399,7 +399,16 @@ mod tests {
                 })
                 .collect();
             compiled
-                .apply_row_steps(to_record_batch(events.iter()).unwrap())
+                .apply_row_steps(
+                    to_record_batch(
+                        events
+                            .iter()
+                            .map(OutcomeEvent::view)
+                            .collect::<Vec<_>>()
+                            .iter(),
+                    )
+                    .unwrap(),
+                )
                 .unwrap()
         };
         let count_and_max = |batch: &RecordBatch| {
