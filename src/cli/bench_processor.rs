@@ -275,13 +275,13 @@ async fn processor_run(
     }));
     // The clock starts at the first event, as the bare consumer's does: group joins and topic
     // set-up are not throughput.
-    while stats.snapshot().consumed == 0 && !running.is_finished() {
+    while stats.consumed() == 0 && !running.is_finished() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let started = Instant::now();
-    let first = stats.snapshot().consumed;
+    let first = stats.consumed();
     let mut reported = Instant::now();
-    while stats.snapshot().consumed < events {
+    while stats.consumed() < events {
         if running.is_finished() {
             break;
         }

@@ -281,8 +281,7 @@ impl Processor {
         let now = Instant::now();
         // Per partition, the decoded events (borrowing from the batch) and each one's index
         // in the batch, sized up front: growing them was a measurable share of a batch.
-        let mut by_partition: BTreeMap<i32, (Vec<(i64, OutcomeEventView<'_>)>, Vec<usize>)> =
-            BTreeMap::new();
+        let mut by_partition: BTreeMap<i32, PartitionEvents<'_>> = BTreeMap::new();
         for message in batch.messages() {
             by_partition.entry(message.partition).or_default().1.push(0);
         }
@@ -299,9 +298,6 @@ impl Processor {
             };
             match decoded {
                 Ok(event) => {
-                    if !self.engine.is_replay(partition, offset) {
-                        self.metrics.events.observe(&event);
-                    }
                     let (events, indexes) = by_partition
                         .get_mut(&partition)
                         .expect("every partition of the batch has an entry");
@@ -324,6 +320,13 @@ impl Processor {
                     "ingesting"
                 );
             }
+            let engine = &self.engine;
+            self.metrics.events.observe_all(
+                events
+                    .iter()
+                    .filter(|(offset, _)| !engine.is_replay(partition, *offset))
+                    .map(|(_, event)| event),
+            );
             for late in self.engine.ingest(partition, &events, now)? {
                 let detail = format!(
                     "event time is behind the closed windows of: {}",
@@ -546,3 +549,7 @@ impl Processor {
         }
     }
 }
+
+/// One partition's decoded events of a batch, `(offset, event)`, and each one's index in the
+/// batch.
+type PartitionEvents<'a> = (Vec<(i64, OutcomeEventView<'a>)>, Vec<usize>);

@@ -271,6 +271,11 @@ impl ProcessorStats {
         self.alert_records.with_label_values(&[rule, action]).inc();
     }
 
+    /// Messages consumed so far (cheaper than a whole [`Self::snapshot`]).
+    pub fn consumed(&self) -> u64 {
+        self.consumed.get()
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
