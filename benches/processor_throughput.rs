@@ -5,6 +5,8 @@
 
 #[path = "../src/cli/bench.rs"]
 mod bench;
+#[path = "../src/cli/bench_dispatch.rs"]
+mod bench_dispatch;
 #[path = "../src/cli/bench_processor.rs"]
 mod bench_processor;
 

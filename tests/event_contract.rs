@@ -284,9 +284,17 @@ fn the_builder_fills_ids_times_and_derived_fields() {
         .status(OutcomeStatus::Timeout)
         .build()
         .unwrap();
-    assert!(uuid::Uuid::parse_str(&event.event_id).is_ok());
-    assert!(uuid::Uuid::parse_str(&event.run_id).is_ok());
+    for id in [&event.event_id, &event.run_id] {
+        let parsed = uuid::Uuid::parse_str(id).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(*id, parsed.hyphenated().to_string(), "hyphenated lowercase");
+    }
     assert_ne!(event.event_id, event.run_id);
+    // An id set explicitly is kept, even an empty one, which the contract rejects.
+    let refused = OutcomeEvent::builder("react_agent", "reasoning")
+        .event_id("")
+        .build();
+    assert!(refused.is_err(), "{refused:?}");
     assert_eq!(event.timestamp, end);
     assert_eq!(event.duration_ms, 1500.0);
     assert_eq!(event.latency_ms, 1500.0);

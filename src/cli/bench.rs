@@ -1,5 +1,7 @@
-//! `feedback-pipeline bench producer` (and `processor`, `cluster`; see bench_processor.rs): events per second through `FeedbackPipeline` to the
-//! broker and acknowledged, against a bare rdkafka producer sending the same payloads.
+//! `feedback-pipeline bench producer`: events per second through `FeedbackPipeline` to the
+//! broker and acknowledged, against a bare rdkafka producer sending the same payloads. The
+//! other benchmarks (`processor`, `cluster`, `dispatch`) live in bench_processor.rs and
+//! bench_dispatch.rs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +28,8 @@ pub enum BenchCommand {
     Processor(super::bench_processor::ProcessorBenchArgs),
     /// Host a mock cluster for a benchmark in another process.
     Cluster(super::bench_processor::ClusterArgs),
+    /// Time dispatch adds over calling a no-op agent directly.
+    Dispatch(super::bench_dispatch::DispatchBenchArgs),
 }
 
 /// Options of `bench producer`.
@@ -48,6 +52,7 @@ pub async fn execute(
         BenchCommand::Producer(args) => producer(config, args).await,
         BenchCommand::Processor(args) => super::bench_processor::processor(config, args).await,
         BenchCommand::Cluster(args) => super::bench_processor::cluster(args).await,
+        BenchCommand::Dispatch(args) => super::bench_dispatch::dispatch(args).await,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod bench;
+mod bench_dispatch;
 mod bench_processor;
 mod config_cmd;
 mod query;

@@ -17,6 +17,8 @@ use super::status::{EventSeverity, OutcomeStatus};
 #[must_use = "a builder does nothing until build() is called"]
 pub struct OutcomeEventBuilder {
     event: OutcomeEvent,
+    event_id_set: bool,
+    run_id_set: bool,
     severity_set: bool,
     duration_set: bool,
     latency_set: bool,
@@ -31,12 +33,14 @@ impl OutcomeEvent {
     ) -> OutcomeEventBuilder {
         OutcomeEventBuilder {
             event: OutcomeEvent {
-                event_id: Uuid::new_v4().to_string(),
-                run_id: Uuid::new_v4().to_string(),
+                // Ids and the default timestamp are made in build(), once they are known to
+                // be needed: the dispatcher sets its own run id on every event.
+                event_id: String::new(),
+                run_id: String::new(),
                 agent_name: agent_name.into(),
                 agent_type: None,
                 action_type: action_type.into(),
-                timestamp: Utc::now(),
+                timestamp: DateTime::<Utc>::MIN_UTC,
                 start_time: None,
                 end_time: None,
                 duration_ms: 0.0,
@@ -64,6 +68,8 @@ impl OutcomeEvent {
                 metadata: None,
                 output: None,
             },
+            event_id_set: false,
+            run_id_set: false,
             severity_set: false,
             duration_set: false,
             latency_set: false,
@@ -72,16 +78,26 @@ impl OutcomeEvent {
     }
 }
 
+/// A new random (v4) UUID in its hyphenated lowercase form, written without `fmt`.
+pub(crate) fn new_uuid() -> String {
+    Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut Uuid::encode_buffer())
+        .to_owned()
+}
+
 impl OutcomeEventBuilder {
     /// Sets the event id (default: a new UUID).
     pub fn event_id(mut self, id: impl Into<String>) -> Self {
         self.event.event_id = id.into();
+        self.event_id_set = true;
         self
     }
 
     /// Sets the run id (default: a new UUID).
     pub fn run_id(mut self, id: impl Into<String>) -> Self {
         self.event.run_id = id.into();
+        self.run_id_set = true;
         self
     }
 
@@ -249,16 +265,32 @@ impl OutcomeEventBuilder {
     }
 
     /// Fills the derived fields and validates the event.
-    pub fn build(mut self) -> Result<OutcomeEvent, EventError> {
+    pub fn build(self) -> Result<OutcomeEvent, EventError> {
+        let event = self.build_unvalidated();
+        event.validate()?;
+        Ok(event)
+    }
+
+    /// Fills the derived fields; the caller validates the event once it has set the rest.
+    pub(crate) fn build_unvalidated(mut self) -> OutcomeEvent {
         let event = &mut self.event;
-        if let (Some(start), Some(end)) = (event.start_time, event.end_time) {
-            if !self.duration_set {
-                let micros = (end - start).num_microseconds().unwrap_or(i64::MAX);
-                event.duration_ms = micros.max(0) as f64 / 1000.0;
-            }
-            if !self.timestamp_set {
-                event.timestamp = end;
-            }
+        if !self.event_id_set {
+            event.event_id = new_uuid();
+        }
+        if !self.run_id_set {
+            event.run_id = new_uuid();
+        }
+        if !self.timestamp_set {
+            event.timestamp = match (event.start_time, event.end_time) {
+                (Some(_), Some(end)) => end,
+                _ => Utc::now(),
+            };
+        }
+        if let (Some(start), Some(end)) = (event.start_time, event.end_time)
+            && !self.duration_set
+        {
+            let micros = (end - start).num_microseconds().unwrap_or(i64::MAX);
+            event.duration_ms = micros.max(0) as f64 / 1000.0;
         }
         if !self.latency_set {
             event.latency_ms = event.duration_ms;
@@ -271,7 +303,6 @@ impl OutcomeEventBuilder {
         {
             event.tokens_used = Some(input.saturating_add(output));
         }
-        event.validate()?;
-        Ok(self.event)
+        self.event
     }
 }

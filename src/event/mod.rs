@@ -13,6 +13,7 @@ mod validate;
 mod view;
 
 pub use builder::OutcomeEventBuilder;
+pub(crate) use builder::new_uuid;
 pub use error::{EventError, EventErrorKind};
 pub use outcome::OutcomeEvent;
 pub use status::{EventSeverity, OutcomeStatus, UnknownVariant};

@@ -6,9 +6,8 @@ use std::time::Instant;
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-use crate::event::{OutcomeEvent, OutcomeStatus};
+use crate::event::{OutcomeEvent, OutcomeStatus, new_uuid};
 use crate::producer::agent::Agent;
 use crate::producer::dispatch::{ActionDispatcher, ActionRequest, DispatchError, DispatchResult};
 use crate::producer::pipeline::get_feedback_pipeline;
@@ -249,8 +248,8 @@ struct WorkflowIds {
 impl WorkflowIds {
     fn new() -> Self {
         Self {
-            workflow_id: Uuid::new_v4().to_string(),
-            correlation_id: Uuid::new_v4().to_string(),
+            workflow_id: new_uuid(),
+            correlation_id: new_uuid(),
         }
     }
 

@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 pub use hooks::{HookError, PostHookArgs, PreHookArgs};
 pub use retry::RetryPolicy;
 pub use sanitize::{REDACTED, RedactFields, Sanitizer};
 
-use crate::event::{OutcomeEvent, OutcomeStatus};
+use crate::event::{OutcomeEvent, OutcomeStatus, new_uuid};
 use crate::producer::agent::{ActionContext, Agent};
 use crate::producer::pipeline::{FeedbackPipeline, get_feedback_pipeline};
 use attempt::{Attempt, run_with_retries};
@@ -244,7 +243,7 @@ impl ActionDispatcher {
             timeout,
             workflow,
         } = request;
-        let run_id = Uuid::new_v4().to_string();
+        let run_id = new_uuid();
         let mut action_context = ActionContext::new(context);
         if let Some((workflow_id, correlation_id)) = &workflow {
             action_context = action_context.with_workflow(workflow_id, correlation_id);
@@ -354,9 +353,11 @@ impl ActionDispatcher {
 
     /// Sanitizes and records an event; `None` if the pipeline refused it.
     fn record(&self, mut event: OutcomeEvent) -> Option<Arc<OutcomeEvent>> {
-        if let Some(sanitizer) = &self.sanitizer {
-            sanitizer.sanitize(&mut event);
-        }
+        let Some(sanitizer) = &self.sanitizer else {
+            // RunInfo::event validated it.
+            return Some(self.pipeline.record_valid(event));
+        };
+        sanitizer.sanitize(&mut event);
         match self.pipeline.record_outcome(event) {
             Ok(event) => Some(event),
             Err(err) => {

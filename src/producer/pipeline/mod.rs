@@ -164,6 +164,11 @@ impl FeedbackPipeline {
     /// spooled on the caller's thread (a local file append).
     pub fn record_outcome(&self, event: OutcomeEvent) -> Result<Arc<OutcomeEvent>, EventError> {
         event.validate()?;
+        Ok(self.record_valid(event))
+    }
+
+    /// [`Self::record_outcome`] for an event the caller has just validated.
+    pub(crate) fn record_valid(&self, event: OutcomeEvent) -> Arc<OutcomeEvent> {
         let event = Arc::new(event);
         self.shared.counters.add_recorded(1);
         self.recent.push(Arc::clone(&event));
@@ -184,7 +189,7 @@ impl FeedbackPipeline {
                 Err(_) => {}
             }
         }
-        Ok(event)
+        event
     }
 
     /// The latest `count` events, oldest first, optionally only of one status or agent.
