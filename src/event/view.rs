@@ -152,20 +152,27 @@ impl<'a> OutcomeEventView<'a> {
     /// built, so a lone UTF-16 surrogate escape or a number beyond `f64` there is let through.
     pub fn from_json_slice(bytes: &'a [u8]) -> Result<Self, EventError> {
         check_size(bytes)?;
-        match serde_json::from_slice::<OutcomeEventView<'a>>(bytes) {
+        // One UTF-8 check of the whole message is cheaper than serde_json's check per string,
+        // and equivalent: outside strings, JSON is ASCII.
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return Err(owned_decode_error(bytes, "invalid UTF-8".to_owned()));
+        };
+        match serde_json::from_str::<OutcomeEventView<'a>>(text) {
             Ok(view) => {
                 view.validate()?;
                 Ok(view)
             }
-            // The owned decoder finds and names the broken field; failures are rare.
-            Err(view_error) => match OutcomeEvent::from_json_slice(bytes) {
-                Err(err) => Err(err),
-                Ok(_) => Err(EventError::whole(
-                    EventErrorKind::MalformedJson,
-                    view_error.to_string(),
-                )),
-            },
+            Err(view_error) => Err(owned_decode_error(bytes, view_error.to_string())),
         }
+    }
+}
+
+/// The owned decoder's error for bytes the view refused: it finds and names the broken field
+/// (failures are rare, so decoding twice costs little). `fallback` is used if it accepts them.
+fn owned_decode_error(bytes: &[u8], fallback: String) -> EventError {
+    match OutcomeEvent::from_json_slice(bytes) {
+        Err(err) => err,
+        Ok(_) => EventError::whole(EventErrorKind::MalformedJson, fallback),
     }
 }
 
@@ -319,6 +326,13 @@ mod tests {
             let view = OutcomeEventView::from_json_slice(case.as_bytes()).unwrap_err();
             assert_eq!(view, owned, "{}", &case[..case.len().min(200)]);
         }
+        // Invalid UTF-8 inside a string.
+        let mut bytes = FULL.as_bytes().to_vec();
+        bytes[FULL.find("planner").unwrap()] = 0xff;
+        assert_eq!(
+            OutcomeEventView::from_json_slice(&bytes).unwrap_err(),
+            OutcomeEvent::from_json_slice(&bytes).unwrap_err()
+        );
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct SinkWorker {
     topic: String,
     shared: Arc<SinkShared>,
     log_outcomes: bool,
+    /// The encoded event being sent.
+    payload: Vec<u8>,
     delivery_timeout: Duration,
     next_batch: usize,
     replay_not_before: Instant,
@@ -101,6 +103,7 @@ impl SinkWorker {
             topic,
             shared,
             log_outcomes,
+            payload: Vec::new(),
             delivery_timeout: message_timeout + Duration::from_secs(1),
             next_batch: LIVE + 1,
             replay_not_before: Instant::now(),
@@ -152,10 +155,12 @@ impl SinkWorker {
         let Some(producer) = &self.producer else {
             return;
         };
-        let payload = match serde_json::to_vec(event) {
-            Ok(payload) => payload,
-            Err(err) => return self.shared.drop_event(&format!("encoding failed: {err}")),
-        };
+        // One buffer for every event: librdkafka copies the payload on send.
+        self.payload.clear();
+        if let Err(err) = serde_json::to_writer(&mut self.payload, event) {
+            return self.shared.drop_event(&format!("encoding failed: {err}"));
+        }
+        let payload = &self.payload;
         let key = event.agent_name.as_bytes();
         // While older events wait in the spool, newer ones queue behind them to keep order.
         if self
@@ -164,14 +169,14 @@ impl SinkWorker {
             .as_ref()
             .is_some_and(|spool| spool.has_pending())
         {
-            return self.shared.spool_or_drop(key, &payload);
+            return self.shared.spool_or_drop(key, payload);
         }
         let record = BaseRecord::with_opaque_to(&self.topic, LIVE)
             .key(key)
-            .payload(&payload);
+            .payload(payload);
         if let Err((error, _)) = producer.send(record) {
             tracing::debug!(%error, "librdkafka refused an event; spooling it");
-            self.shared.spool_or_drop(key, &payload);
+            self.shared.spool_or_drop(key, payload);
         }
     }
 
