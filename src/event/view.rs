@@ -10,7 +10,8 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, de};
+use serde::de::{self, IgnoredAny};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -84,6 +85,11 @@ pub struct OutcomeEventView<'a> {
     pub tags: Option<TagsView<'a>>,
     #[serde(default, borrow, deserialize_with = "optional_object")]
     pub metadata: Option<MetadataView<'a>>,
+    /// `output` is read over, not kept; naming it makes a repeated `output` key an error, as
+    /// it is for the owned event.
+    #[serde(default, rename = "output")]
+    #[allow(dead_code)] // Decoded for the duplicate-key check only.
+    skipped_output: Option<IgnoredAny>,
 }
 
 /// The `tags` of a view: decoded, or the list of an [`OutcomeEvent`] (so a view of an owned
@@ -149,15 +155,18 @@ impl<'a> OutcomeEventView<'a> {
     ///
     /// Accepts and rejects exactly what [`OutcomeEvent::from_json_slice`] does, with the same
     /// errors, except inside `metadata` and `output`: those are checked for JSON syntax but not
-    /// built, so a lone UTF-16 surrogate escape or a number beyond `f64` there is let through.
+    /// built, so a lone UTF-16 surrogate escape, a number beyond `f64` or nesting deeper than
+    /// serde_json's limit of 128 there is let through.
     pub fn from_json_slice(bytes: &'a [u8]) -> Result<Self, EventError> {
         check_size(bytes)?;
-        // One UTF-8 check of the whole message is cheaper than serde_json's check per string,
-        // and equivalent: outside strings, JSON is ASCII.
-        let Ok(text) = std::str::from_utf8(bytes) else {
-            return Err(owned_decode_error(bytes, "invalid UTF-8".to_owned()));
+        // One UTF-8 check of the whole message is cheaper than serde_json's check per string.
+        // serde_json does not check the strings it skips (unknown fields), so a message with
+        // invalid UTF-8 is decoded string by string, as the owned decoder does.
+        let decoded = match std::str::from_utf8(bytes) {
+            Ok(text) => serde_json::from_str::<OutcomeEventView<'a>>(text),
+            Err(_) => serde_json::from_slice::<OutcomeEventView<'a>>(bytes),
         };
-        match serde_json::from_str::<OutcomeEventView<'a>>(text) {
+        match decoded {
             Ok(view) => {
                 view.validate()?;
                 Ok(view)
@@ -214,6 +223,7 @@ impl OutcomeEvent {
             workflow_id: text(&self.workflow_id),
             tags: self.tags.as_deref().map(TagsView::Borrowed),
             metadata: self.metadata.as_ref().map(MetadataView::Map),
+            skipped_output: None,
         }
     }
 }
@@ -286,6 +296,7 @@ mod tests {
                 .take()
                 .map(|tags| tags.iter().map(str::to_owned).collect::<Vec<_>>());
             view.metadata = None;
+            view.skipped_output = None;
             format!("{view:?} {tags:?}")
         };
         assert_eq!(strip(view.clone()), strip(borrowed));
@@ -316,6 +327,7 @@ mod tests {
                 r#""timestamp":"2025-10-09T12:34:56.789Z""#,
                 r#""timestamp":"noon""#,
             ),
+            FULL.replace(r#""output":{"text":"ok"}"#, r#""output":1,"output":2"#),
             FULL[..FULL.len() - 1].to_owned(),
             format!("{FULL} trailing"),
             "\u{0}\u{1}garbage".to_owned(),
@@ -333,6 +345,16 @@ mod tests {
             OutcomeEventView::from_json_slice(&bytes).unwrap_err(),
             OutcomeEvent::from_json_slice(&bytes).unwrap_err()
         );
+    }
+
+    #[test]
+    fn invalid_utf8_in_an_unknown_field_is_skipped_as_the_owned_decoder_skips_it() {
+        let mut bytes = FULL.replacen('{', r#"{"extra":"?","#, 1).into_bytes();
+        let at = bytes.iter().position(|&b| b == b'?').unwrap();
+        bytes[at] = 0xff;
+        assert!(OutcomeEvent::from_json_slice(&bytes).is_ok());
+        let view = OutcomeEventView::from_json_slice(&bytes).unwrap();
+        assert_eq!(view.agent_name, "planner");
     }
 
     #[test]

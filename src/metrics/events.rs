@@ -139,7 +139,8 @@ impl EventMetrics {
                         (input, output) => Some(input.unwrap_or(0) + output.unwrap_or(0)),
                     });
             if let Some(tokens) = tokens {
-                sums.tokens = Some(sums.tokens.unwrap_or(0) + tokens);
+                // Wrapping, as the counter itself does.
+                sums.tokens = Some(sums.tokens.unwrap_or(0).wrapping_add(tokens));
             }
             if let Some(cost) = event.cost_estimate.filter(|c| c.is_finite() && *c >= 0.0) {
                 sums.cost = Some(sums.cost.unwrap_or(0.0) + cost);
