@@ -45,29 +45,34 @@ impl ClientContext for SourceContext {
     fn stats(&self, statistics: Statistics) {
         for (topic, topic_stats) in &statistics.topics {
             for (&partition, partition_stats) in &topic_stats.partitions {
-                // librdkafka's own consumer_lag counts from the committed offset, which this
-                // processor holds back until windows are out; the backlog is what lies between
-                // the read position and the end. -1 is the internal "unassigned" partition,
-                // and a negative offset is unknown.
-                // Before a partition's first message reaches the application its read
-                // position is unknown: all from the committed offset (or the log start) is
-                // still to read, so a starved new partition counts as lagging too.
-                let position = [
-                    partition_stats.app_offset,
-                    partition_stats.committed_offset,
-                    partition_stats.lo_offset,
-                ]
-                .into_iter()
-                .find(|&offset| offset >= 0)
-                .unwrap_or(-1);
-                let end = partition_stats.hi_offset;
-                if partition >= 0 && position >= 0 && end >= 0 {
-                    self.stats
-                        .set_consumer_lag(topic, partition, (end - position).max(0));
+                // -1 is librdkafka's internal "unassigned" partition.
+                if partition >= 0
+                    && let Some(backlog) = backlog(
+                        partition_stats.app_offset,
+                        partition_stats.committed_offset,
+                        partition_stats.lo_offset,
+                        partition_stats.hi_offset,
+                    )
+                {
+                    self.stats.set_consumer_lag(topic, partition, backlog);
                 }
             }
         }
     }
+}
+
+/// Messages between a partition's read position and its end, from librdkafka's statistics
+/// (negative offsets are unknown); `None` when either end is unknown.
+///
+/// librdkafka's own `consumer_lag` counts from the committed offset, which this processor holds
+/// back until windows are out. Before a partition's first message reaches the application its
+/// read position (`app_offset`) is unknown: all from the committed offset (or the log start) is
+/// still to read, so a starved new partition counts as lagging too.
+fn backlog(app_offset: i64, committed_offset: i64, lo_offset: i64, hi_offset: i64) -> Option<i64> {
+    let position = [app_offset, committed_offset, lo_offset]
+        .into_iter()
+        .find(|&offset| offset >= 0)?;
+    (hi_offset >= 0).then(|| (hi_offset - position).max(0))
 }
 
 impl ConsumerContext for SourceContext {
@@ -109,4 +114,23 @@ pub fn create_consumer(
         changes: Mutex::default(),
         stats,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backlog;
+
+    #[test]
+    fn backlog_counts_from_the_read_position_or_the_first_known_offset_before_it() {
+        // Reading: from the application's position.
+        assert_eq!(backlog(900, 500, 0, 1000), Some(100));
+        // No message delivered yet: from the committed offset, else the log start.
+        assert_eq!(backlog(-1001, 500, 0, 1000), Some(500));
+        assert_eq!(backlog(-1001, -1001, 200, 1000), Some(800));
+        // End unknown, or nothing known at all.
+        assert_eq!(backlog(900, 500, 0, -1), None);
+        assert_eq!(backlog(-1, -1, -1, 1000), None);
+        // A position past a stale end is no backlog, not a negative one.
+        assert_eq!(backlog(1200, 500, 0, 1000), Some(0));
+    }
 }
