@@ -6,27 +6,13 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Map, Value};
 
 use feedback_pipeline::producer::{
-    ActionContext, ActionDispatcher, ActionRequest, Agent, AgentError, FeedbackPipeline,
-    PipelineOptions,
+    ActionContext, ActionDispatcher, ActionRequest, Agent, FeedbackPipeline, PipelineOptions,
 };
-
-struct NoopAgent;
-
-#[async_trait]
-impl Agent for NoopAgent {
-    fn name(&self) -> &str {
-        "noop_agent"
-    }
-
-    async fn execute(&self, _: &Value, _: &ActionContext) -> Result<Value, AgentError> {
-        Ok(Value::Null)
-    }
-}
+use feedback_pipeline::simulate::NoopAgent;
 
 fn dispatcher(log_outcomes: bool) -> ActionDispatcher {
     // No tracing subscriber is installed, so the sink thread's log line costs next to nothing:

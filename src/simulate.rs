@@ -141,6 +141,26 @@ impl crate::producer::Agent for SimulatedAgent {
     }
 }
 
+/// An agent that does nothing and succeeds at once: what the dispatch benchmarks compare a
+/// dispatch against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopAgent;
+
+#[async_trait::async_trait]
+impl crate::producer::Agent for NoopAgent {
+    fn name(&self) -> &str {
+        "noop_agent"
+    }
+
+    async fn execute(
+        &self,
+        _: &serde_json::Value,
+        _: &crate::producer::ActionContext,
+    ) -> Result<serde_json::Value, crate::producer::AgentError> {
+        Ok(serde_json::Value::Null)
+    }
+}
+
 impl Fleet {
     /// The fleet's agents.
     pub fn agents(&self) -> &[SimulatedAgent] {

@@ -6,14 +6,13 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
 use clap::Args;
 use serde_json::{Map, Value};
 
 use feedback_pipeline::producer::{
-    ActionContext, ActionDispatcher, ActionRequest, Agent, AgentError, FeedbackPipeline,
-    PipelineOptions,
+    ActionContext, ActionDispatcher, ActionRequest, Agent, FeedbackPipeline, PipelineOptions,
 };
+use feedback_pipeline::simulate::NoopAgent;
 
 use super::bench::median;
 
@@ -30,20 +29,6 @@ pub struct DispatchBenchArgs {
     /// as every event is when Kafka or logging is on.
     #[arg(long)]
     handoff: bool,
-}
-
-/// An agent that does nothing.
-struct NoopAgent;
-
-#[async_trait]
-impl Agent for NoopAgent {
-    fn name(&self) -> &str {
-        "noop_agent"
-    }
-
-    async fn execute(&self, _: &Value, _: &ActionContext) -> Result<Value, AgentError> {
-        Ok(Value::Null)
-    }
 }
 
 /// Runs the benchmark and prints nanoseconds per call.

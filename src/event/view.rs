@@ -5,7 +5,7 @@
 //! rest away. The view borrows strings from the message instead (copying only those with
 //! escapes), keeps `metadata` as its raw JSON text and skips `output`, which nothing in the
 //! processor reads. Both decode the same fields with the same rules; see
-//! [`OutcomeEventView::from_json_slice`] for the two cases where the view is more lenient.
+//! [`OutcomeEventView::from_json_slice`] for where the view is more lenient.
 
 use std::borrow::Cow;
 

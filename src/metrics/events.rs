@@ -96,11 +96,6 @@ impl EventMetrics {
         })
     }
 
-    /// Counts one event.
-    pub fn observe(&self, event: &OutcomeEventView<'_>) {
-        self.observe_all([event]);
-    }
-
     /// Counts events. Counters are summed per series first and label values looked up once
     /// per series, not once per event: per-event lookups were a visible share of the
     /// processor's time. Histograms still see every value.

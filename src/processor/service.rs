@@ -281,14 +281,14 @@ impl Processor {
         let now = Instant::now();
         // Per partition, the decoded events (borrowing from the batch) and each one's index
         // in the batch, sized up front: growing them was a measurable share of a batch.
-        let mut by_partition: BTreeMap<i32, PartitionEvents<'_>> = BTreeMap::new();
+        let mut counts: BTreeMap<i32, usize> = BTreeMap::new();
         for message in batch.messages() {
-            by_partition.entry(message.partition).or_default().1.push(0);
+            *counts.entry(message.partition).or_default() += 1;
         }
-        for (events, indexes) in by_partition.values_mut() {
-            *events = Vec::with_capacity(indexes.len());
-            indexes.clear();
-        }
+        let mut by_partition: BTreeMap<i32, PartitionEvents<'_>> = counts
+            .into_iter()
+            .map(|(partition, n)| (partition, (Vec::with_capacity(n), Vec::with_capacity(n))))
+            .collect();
         for (index, message) in batch.messages().iter().enumerate() {
             let (partition, offset) = (message.partition, message.offset);
             let decoded = match batch.payload(message) {
@@ -424,11 +424,12 @@ impl Processor {
         };
         self.stats.add_dead_letter(letter.reason);
         tracing::debug!(reason = letter.reason, detail = %letter.detail, partition = letter.partition, offset = letter.offset, "dead-lettered");
+        let headers = letter.headers();
         self.unsent.push(Outgoing {
             topic: self.dead_letter_topic.clone(),
-            key: letter.key.clone(),
-            payload: letter.payload.clone(),
-            headers: Some(letter.headers()),
+            key: letter.key,
+            payload: letter.payload,
+            headers: Some(headers),
         });
     }
 
