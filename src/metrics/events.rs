@@ -1,7 +1,7 @@
 //! Counters and histograms of the outcome events themselves, by agent and status: raw
 //! series, so PromQL can sum instances and pick any rate window.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 

@@ -51,7 +51,7 @@ pub struct WindowEngine {
     watermark: WatermarkTracker,
     offsets: OffsetTracker,
     /// Per partition: offsets below this were read before a restart.
-    replay_until: HashMap<i32, i64>,
+    replay_until: foldhash::HashMap<i32, i64>,
     /// The table columns any query reads.
     columns: ColumnSet,
 }
@@ -88,7 +88,7 @@ impl WindowEngine {
             columns,
             watermark: WatermarkTracker::new(settings.out_of_orderness, settings.idle_after),
             offsets: OffsetTracker::default(),
-            replay_until: HashMap::new(),
+            replay_until: foldhash::HashMap::default(),
         })
     }
 

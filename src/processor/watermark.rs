@@ -5,7 +5,7 @@
 //! live in one partition close that partition's windows on it, so a partition assigned late
 //! (a restart, a rebalance) replays its backlog into complete windows.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::time::{Duration, Instant};
 
 use crate::processor::window::Millis;

@@ -2,8 +2,8 @@
 //! through their intermediate state when a window closes. Memory follows panes × groups,
 //! never the number of events.
 
+use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -14,6 +14,7 @@ use datafusion::arrow::datatypes::TimestampMillisecondType;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::Accumulator;
+use foldhash::{HashMap, HashMapExt};
 
 use super::compile::{CompiledQuery, GroupKey};
 use crate::processor::table::{WINDOW_END, WINDOW_START};
