@@ -12,7 +12,7 @@ use common::agents::{Behaviour, ScriptedAgent};
 use common::broker::TansuBroker;
 use common::topic::read_events;
 use feedback_pipeline::config::{Config, VarSource};
-use feedback_pipeline::event::OutcomeStatus;
+use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::producer::{
     ActionDispatcher, Agent, FeedbackPipeline, OrchestrationDispatcher, PipelineOptions,
@@ -174,4 +174,59 @@ async fn a_workflow_puts_one_event_per_agent_plus_its_own_sharing_ids() {
     for step in &result.outputs {
         assert_eq!(events[&step.event_id].agent_name, step.agent);
     }
+}
+
+/// A burst much larger than the queue, with the broker up: callers wait for room instead of
+/// spooling, so nothing goes through the disk and every event arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_larger_than_the_queue_is_paced_to_the_broker_not_spooled() {
+    const BURST: usize = 3_000;
+    let broker = TansuBroker::start();
+    let spool = tempfile::tempdir().unwrap();
+    let servers = broker.bootstrap_servers();
+    let config = Config::from_source(&VarSource::new([
+        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
+        ("KAFKA_OUTCOME_TOPIC", "burst-outcomes"),
+        ("KAFKA_LINGER_MS", "5"),
+        ("PIPELINE_QUEUE_CAPACITY", "16"),
+        // Far longer than the broker needs for 16 events, so the test does not race it.
+        ("PIPELINE_ENQUEUE_TIMEOUT_MS", "10000"),
+        ("SPOOL_DIR", spool.path().to_str().unwrap()),
+    ]))
+    .unwrap();
+    ensure_topics(
+        &config.kafka.client_config(&servers),
+        &[TopicSpec::new("burst-outcomes", 4)],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let pipeline =
+        Arc::new(FeedbackPipeline::new(PipelineOptions::from_config(&config, None)).unwrap());
+    let recording = pipeline.clone();
+    tokio::task::spawn_blocking(move || {
+        for n in 0..BURST {
+            let event = OutcomeEvent::builder(format!("burst_agent_{}", n % 7), "act")
+                .build()
+                .unwrap();
+            recording.record_outcome(event).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert!(pipeline.flush(Duration::from_secs(30)).delivered);
+    let counters = pipeline.counters();
+    assert_eq!(
+        (
+            counters.recorded,
+            counters.published,
+            counters.spooled,
+            counters.dropped
+        ),
+        (BURST as u64, BURST as u64, 0, 0),
+        "{counters:?}"
+    );
+    let (events, messages) =
+        read_events(&servers, "burst-outcomes", BURST, Duration::from_secs(60)).await;
+    assert_eq!((events.len(), messages), (BURST, BURST));
 }

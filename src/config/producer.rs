@@ -13,6 +13,8 @@ pub struct ProducerSettings {
     pub message_timeout: Duration,
     /// Events queued between callers and the sink thread.
     pub queue_capacity: usize,
+    /// How long `record_outcome` may wait for room in a full queue before it spools.
+    pub enqueue_timeout: Duration,
     /// Events kept for `get_recent_events`.
     pub recent_capacity: usize,
     /// Spool directory; `None` disables the spool.
@@ -34,6 +36,11 @@ impl ProducerSettings {
                 3_600_000,
             )?),
             queue_capacity: source.number("PIPELINE_QUEUE_CAPACITY", 1, 10_000_000)?,
+            enqueue_timeout: Duration::from_millis(source.number(
+                "PIPELINE_ENQUEUE_TIMEOUT_MS",
+                0,
+                10_000,
+            )?),
             recent_capacity: source.number("RECENT_EVENTS_CAPACITY", 0, 10_000_000)?,
             spool_dir: (!spool_dir.eq_ignore_ascii_case("off")).then(|| PathBuf::from(spool_dir)),
             spool_max_bytes: source.number("SPOOL_MAX_BYTES", 4096, u64::MAX)?,

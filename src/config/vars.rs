@@ -142,6 +142,11 @@ pub const VARIABLES: &[EnvVar] = &[
         "Events queued between record_outcome and the publisher thread; when full, callers spool directly.",
     ),
     var(
+        "PIPELINE_ENQUEUE_TIMEOUT_MS",
+        "5",
+        "How long record_outcome may wait for room in a full queue before it spools the event itself, in ms (like Kafka's max.block.ms); 0 never waits.",
+    ),
+    var(
         "RECENT_EVENTS_CAPACITY",
         "1000",
         "Events kept in memory for get_recent_events.",

@@ -3,6 +3,12 @@
 //! `record_outcome` puts the event in a ring buffer of recent events and hands it to the sink
 //! thread through a bounded queue. The sink thread logs it and gives it to librdkafka; what the
 //! broker cannot take goes to the disk [`Spool`] and is replayed in order once it answers.
+//!
+//! A full queue means callers record faster than the broker takes events. A caller then waits
+//! a few milliseconds for room (`enqueue_timeout`, like Kafka's `max.block.ms`), so a burst is
+//! paced to the broker instead of going through the disk. If no room comes in time, the
+//! caller spools the event itself, and later callers spool without waiting until the queue
+//! has drained to half: in a broker outage each call waits at most once.
 
 mod counters;
 mod delivery;
@@ -12,11 +18,13 @@ mod sink;
 mod spool;
 
 use std::path::PathBuf;
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use rdkafka::error::KafkaError;
 
 pub use counters::{CounterSnapshot, PipelineCounters};
@@ -40,6 +48,9 @@ pub struct PipelineOptions {
     pub recent_capacity: usize,
     /// Events queued between callers and the sink thread.
     pub queue_capacity: usize,
+    /// How long `record_outcome` may wait for room in a full queue before it spools the event
+    /// itself; zero never waits.
+    pub enqueue_timeout: Duration,
     /// Spool directory; `None` means events the broker cannot take are dropped (and counted).
     pub spool_dir: Option<PathBuf>,
     /// Most bytes the spool may take on disk.
@@ -55,6 +66,7 @@ impl Default for PipelineOptions {
             log_outcomes: false,
             recent_capacity: 1000,
             queue_capacity: 65_536,
+            enqueue_timeout: Duration::from_millis(5),
             spool_dir: None,
             spool_max_bytes: 1 << 30,
             drop_flush_timeout: Duration::from_secs(1),
@@ -87,6 +99,7 @@ impl PipelineOptions {
             log_outcomes: config.enable_outcome_logging,
             recent_capacity: producer.recent_capacity,
             queue_capacity: producer.queue_capacity,
+            enqueue_timeout: producer.enqueue_timeout,
             spool_dir: producer.spool_dir.clone(),
             spool_max_bytes: producer.spool_max_bytes,
             drop_flush_timeout: producer.drop_flush_timeout,
@@ -98,9 +111,13 @@ impl PipelineOptions {
 pub struct FeedbackPipeline {
     recent: RecentEvents,
     shared: Arc<SinkShared>,
-    commands: Option<SyncSender<Command>>,
+    commands: Option<Sender<Command>>,
     worker: Mutex<Option<JoinHandle<()>>>,
     kafka_enabled: bool,
+    enqueue_timeout: Duration,
+    /// Set when a caller found the queue full for `enqueue_timeout`; until the queue drains to
+    /// half, callers spool at once instead of each waiting.
+    overflowing: AtomicBool,
     drop_flush_timeout: Duration,
     spool_error: Option<String>,
 }
@@ -132,7 +149,7 @@ impl FeedbackPipeline {
         });
         let kafka_enabled = options.kafka.is_some();
         let (commands, worker) = if kafka_enabled || options.log_outcomes {
-            let (sender, receiver) = mpsc::sync_channel(options.queue_capacity.max(1));
+            let (sender, receiver) = crossbeam_channel::bounded(options.queue_capacity.max(1));
             let handle = SinkWorker::spawn(
                 receiver,
                 options.kafka,
@@ -149,6 +166,8 @@ impl FeedbackPipeline {
             commands,
             worker: Mutex::new(worker),
             kafka_enabled,
+            enqueue_timeout: options.enqueue_timeout,
+            overflowing: AtomicBool::new(false),
             drop_flush_timeout: options.drop_flush_timeout,
             spool_error,
         })
@@ -160,8 +179,8 @@ impl FeedbackPipeline {
     }
 
     /// Records one outcome. Never waits on the network: the event is validated, kept in the
-    /// recent-events buffer and queued for the sink. If the queue is full, the event is
-    /// spooled on the caller's thread (a local file append).
+    /// recent-events buffer and queued for the sink. If the queue stays full for
+    /// `enqueue_timeout`, the event is spooled on the caller's thread (a local file append).
     pub fn record_outcome(&self, event: OutcomeEvent) -> Result<Arc<OutcomeEvent>, EventError> {
         event.validate()?;
         Ok(self.record_valid(event))
@@ -173,23 +192,48 @@ impl FeedbackPipeline {
         self.shared.counters.add_recorded(1);
         self.recent.push(Arc::clone(&event));
         if let Some(commands) = &self.commands {
-            match commands.try_send(Command::Event(Arc::clone(&event))) {
+            match self.enqueue(commands, Command::Event(Arc::clone(&event))) {
                 Ok(()) => {}
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_))
-                    if self.kafka_enabled =>
-                {
-                    match serde_json::to_vec(&*event) {
-                        Ok(payload) => self
-                            .shared
-                            .spool_or_drop(event.agent_name.as_bytes(), &payload),
-                        Err(err) => self.shared.drop_event(&format!("encoding failed: {err}")),
-                    }
-                }
+                Err(()) if self.kafka_enabled => match serde_json::to_vec(&*event) {
+                    Ok(payload) => self
+                        .shared
+                        .spool_or_drop(event.agent_name.as_bytes(), &payload),
+                    Err(err) => self.shared.drop_event(&format!("encoding failed: {err}")),
+                },
                 // Only the log line is skipped; the event is in the recent buffer.
                 Err(_) => {}
             }
         }
         event
+    }
+
+    /// Queues a command, waiting up to `enqueue_timeout` for room unless the queue is known to
+    /// be overflowing. `Err` when it was not queued.
+    fn enqueue(&self, commands: &Sender<Command>, command: Command) -> Result<(), ()> {
+        if self.enqueue_timeout.is_zero() || self.overflowing.load(Ordering::Relaxed) {
+            return match commands.try_send(command) {
+                Ok(()) => {
+                    let drained = commands.len() <= commands.capacity().unwrap_or(0) / 2;
+                    if drained && self.overflowing.load(Ordering::Relaxed) {
+                        self.overflowing.store(false, Ordering::Relaxed);
+                    }
+                    Ok(())
+                }
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(()),
+            };
+        }
+        match commands.send_timeout(command, self.enqueue_timeout) {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(_)) => {
+                tracing::warn!(
+                    timeout = ?self.enqueue_timeout,
+                    "the outcome queue stayed full: spooling on the callers' threads until it drains"
+                );
+                self.overflowing.store(true, Ordering::Relaxed);
+                Err(())
+            }
+            Err(SendTimeoutError::Disconnected(_)) => Err(()),
+        }
     }
 
     /// The latest `count` events, oldest first, optionally only of one status or agent.

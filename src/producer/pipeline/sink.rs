@@ -2,10 +2,11 @@
 //! take and replays the spool when the broker is back.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -19,6 +20,12 @@ const REPLAY_BATCH: usize = 5_000;
 /// How often the idle sink thread looks at the spool.
 const TICK: Duration = Duration::from_millis(100);
 const MAX_REPLAY_BACKOFF: Duration = Duration::from_secs(10);
+/// How long an event waits for room in librdkafka's queue before it is spooled. A full
+/// queue during a burst frees up within milliseconds, and waiting paces the burst through
+/// the sink's own queue (callers wait there, bounded) instead of sending it to disk; after a
+/// broker outage has filled it, the first event spooled sends every later one to the spool
+/// without waiting.
+const LIBRDKAFKA_QUEUE_FULL_WAIT: Duration = Duration::from_millis(100);
 /// Consecutive failed replays after which the producer is replaced by a fresh one. An
 /// idempotent producer whose messages timed out bumps its epoch on its own, and some
 /// brokers (tansu 0.6 for one) refuse that epoch forever; a new producer session starts
@@ -171,12 +178,25 @@ impl SinkWorker {
         {
             return self.shared.spool_or_drop(key, payload);
         }
-        let record = BaseRecord::with_opaque_to(&self.topic, LIVE)
+        let mut record = BaseRecord::with_opaque_to(&self.topic, LIVE)
             .key(key)
             .payload(payload);
-        if let Err((error, _)) = producer.send(record) {
-            tracing::debug!(%error, "librdkafka refused an event; spooling it");
-            self.shared.spool_or_drop(key, payload);
+        let mut waited = Duration::ZERO;
+        loop {
+            match producer.send(record) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
+                    if waited < LIBRDKAFKA_QUEUE_FULL_WAIT =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                    waited += Duration::from_millis(1);
+                    record = returned;
+                }
+                Err((error, _)) => {
+                    tracing::debug!(%error, "librdkafka refused an event; spooling it");
+                    return self.shared.spool_or_drop(key, payload);
+                }
+            }
         }
     }
 
