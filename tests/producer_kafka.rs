@@ -189,8 +189,8 @@ async fn a_burst_larger_than_the_queue_is_paced_to_the_broker_not_spooled() {
         ("KAFKA_OUTCOME_TOPIC", "burst-outcomes"),
         ("KAFKA_LINGER_MS", "5"),
         ("PIPELINE_QUEUE_CAPACITY", "16"),
-        // Far longer than the broker needs for 16 events, so the test does not race it.
-        ("PIPELINE_ENQUEUE_TIMEOUT_MS", "10000"),
+        // The longest allowed: far longer than the broker needs to take 16 events.
+        ("PIPELINE_ENQUEUE_TIMEOUT_MS", "250"),
         ("SPOOL_DIR", spool.path().to_str().unwrap()),
     ]))
     .unwrap();

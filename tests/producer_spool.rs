@@ -179,3 +179,94 @@ fn the_spool_refuses_past_its_bound_with_a_clear_error() {
     assert!(matches!(err, SpoolError::Full { limit: 100, .. }));
     assert!(err.to_string().contains("SPOOL_MAX_BYTES"), "{err}");
 }
+
+/// A pipeline to an unreachable broker whose librdkafka queue holds only 10 messages and whose
+/// own queue holds 8, so a few hundred events overflow both.
+fn tiny_queues_pipeline(spool_dir: &str) -> FeedbackPipeline {
+    let config = Config::from_source(&VarSource::new([
+        ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+        // librdkafka keeps every message it holds: only its queue limit refuses more.
+        ("KAFKA_MESSAGE_TIMEOUT_MS", "60000"),
+        ("PIPELINE_QUEUE_CAPACITY", "8"),
+        ("PIPELINE_ENQUEUE_TIMEOUT_MS", "20"),
+        ("SPOOL_DIR", spool_dir),
+    ]))
+    .unwrap();
+    let mut options = PipelineOptions::from_config(&config, None);
+    options
+        .kafka
+        .as_mut()
+        .unwrap()
+        .producer_config
+        .set("queue.buffering.max.messages", "10");
+    FeedbackPipeline::new(options).unwrap()
+}
+
+/// Records `n` events; returns the longest single call.
+fn record_timed(pipeline: &FeedbackPipeline, n: usize) -> Duration {
+    (0..n)
+        .map(|i| {
+            let started = std::time::Instant::now();
+            pipeline.record_outcome(event(i)).unwrap();
+            started.elapsed()
+        })
+        .max()
+        .unwrap()
+}
+
+#[test]
+fn overflowing_queues_spool_without_holding_callers_or_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = tiny_queues_pipeline(dir.path().to_str().unwrap());
+    let slowest = record_timed(&pipeline, 300);
+    let started = std::time::Instant::now();
+    let outcome = pipeline.flush(Duration::from_secs(1));
+    let flush_took = started.elapsed();
+    let counters = pipeline.counters();
+    assert!(!outcome.delivered);
+    assert_eq!(
+        (counters.recorded, counters.dropped),
+        (300, 0),
+        "{counters:?}"
+    );
+    // All but what the two queues hold (8 + 10) is on disk. The sink may still hold its
+    // queue's events: it is retrying the spool against the dead broker, which outlasts the
+    // flush (the flush then answers "not delivered" instead of waiting for it).
+    assert!(counters.spooled >= 300 - 18, "{counters:?}");
+    // Bounds on blocking, generous for a loaded machine: a call waits at most the enqueue
+    // timeout (20 ms), and the flush about its own timeout.
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a call blocked {slowest:?}"
+    );
+    assert!(
+        flush_took < Duration::from_secs(10),
+        "the flush took {flush_took:?}"
+    );
+}
+
+/// With no spool, refused events are dropped and counted, and the sink does not wait on
+/// librdkafka's full queue for each of them (that held a flush for minutes).
+#[test]
+fn without_a_spool_a_full_librdkafka_queue_drops_fast_and_flush_returns() {
+    let pipeline = tiny_queues_pipeline("off");
+    let slowest = record_timed(&pipeline, 300);
+    let started = std::time::Instant::now();
+    let outcome = pipeline.flush(Duration::from_secs(1));
+    let flush_took = started.elapsed();
+    let counters = pipeline.counters();
+    assert!(!outcome.delivered);
+    assert_eq!(counters.recorded, 300);
+    assert_eq!(
+        counters.dropped, 300,
+        "nothing is left anywhere: {counters:?}"
+    );
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a call blocked {slowest:?}"
+    );
+    assert!(
+        flush_took < Duration::from_secs(10),
+        "the flush took {flush_took:?}"
+    );
+}

@@ -39,7 +39,7 @@ impl ProducerSettings {
             enqueue_timeout: Duration::from_millis(source.number(
                 "PIPELINE_ENQUEUE_TIMEOUT_MS",
                 0,
-                10_000,
+                250,
             )?),
             recent_capacity: source.number("RECENT_EVENTS_CAPACITY", 0, 10_000_000)?,
             spool_dir: (!spool_dir.eq_ignore_ascii_case("off")).then(|| PathBuf::from(spool_dir)),

@@ -139,12 +139,12 @@ pub const VARIABLES: &[EnvVar] = &[
     var(
         "PIPELINE_QUEUE_CAPACITY",
         "65536",
-        "Events queued between record_outcome and the publisher thread; when full, callers spool directly.",
+        "Events queued between record_outcome and the publisher thread; when full, callers wait up to PIPELINE_ENQUEUE_TIMEOUT_MS, then spool.",
     ),
     var(
         "PIPELINE_ENQUEUE_TIMEOUT_MS",
         "5",
-        "How long record_outcome may wait for room in a full queue before it spools the event itself, in ms (like Kafka's max.block.ms); 0 never waits.",
+        "How long record_outcome may wait for room in a full queue before it spools the event itself, in ms, 0 to 250 (like Kafka's max.block.ms; the wait blocks the calling thread); 0 never waits.",
     ),
     var(
         "RECENT_EVENTS_CAPACITY",

@@ -6,9 +6,9 @@
 //!
 //! A full queue means callers record faster than the broker takes events. A caller then waits
 //! a few milliseconds for room (`enqueue_timeout`, like Kafka's `max.block.ms`), so a burst is
-//! paced to the broker instead of going through the disk. If no room comes in time, the
-//! caller spools the event itself, and later callers spool without waiting until the queue
-//! has drained to half: in a broker outage each call waits at most once.
+//! paced to the broker instead of going through the disk. Each call waits at most
+//! `enqueue_timeout`; after one such wait runs out, the caller spools the event itself and
+//! callers stop waiting until the queue has drained to half.
 
 mod counters;
 mod delivery;
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use rdkafka::error::KafkaError;
@@ -37,6 +37,10 @@ use delivery::SinkShared;
 use recent::RecentEvents;
 use sink::{Command, SinkWorker};
 
+/// How long past its timeout a flush waits for the sink's answer: the sink may be finishing
+/// an event, and after a failed flush it purges librdkafka's queue into the spool (up to 2 s).
+const LATE_ANSWER_MARGIN: Duration = Duration::from_secs(3);
+
 /// How a [`FeedbackPipeline`] is built.
 #[derive(Clone)]
 pub struct PipelineOptions {
@@ -49,7 +53,8 @@ pub struct PipelineOptions {
     /// Events queued between callers and the sink thread.
     pub queue_capacity: usize,
     /// How long `record_outcome` may wait for room in a full queue before it spools the event
-    /// itself; zero never waits.
+    /// itself; zero never waits. The wait blocks the calling thread (in async code, a runtime
+    /// worker), hence the small default.
     pub enqueue_timeout: Duration,
     /// Spool directory; `None` means events the broker cannot take are dropped (and counted).
     pub spool_dir: Option<PathBuf>,
@@ -179,8 +184,9 @@ impl FeedbackPipeline {
     }
 
     /// Records one outcome. Never waits on the network: the event is validated, kept in the
-    /// recent-events buffer and queued for the sink. If the queue stays full for
-    /// `enqueue_timeout`, the event is spooled on the caller's thread (a local file append).
+    /// recent-events buffer and queued for the sink. A full queue is waited on for at most
+    /// `enqueue_timeout`; then the event is spooled on the caller's thread (a local file
+    /// append).
     pub fn record_outcome(&self, event: OutcomeEvent) -> Result<Arc<OutcomeEvent>, EventError> {
         event.validate()?;
         Ok(self.record_valid(event))
@@ -210,7 +216,11 @@ impl FeedbackPipeline {
     /// Queues a command, waiting up to `enqueue_timeout` for room unless the queue is known to
     /// be overflowing. `Err` when it was not queued.
     fn enqueue(&self, commands: &Sender<Command>, command: Command) -> Result<(), ()> {
-        if self.enqueue_timeout.is_zero() || self.overflowing.load(Ordering::Relaxed) {
+        // With Kafka off the queue only feeds the log: never wait for a log line.
+        if self.enqueue_timeout.is_zero()
+            || !self.kafka_enabled
+            || self.overflowing.load(Ordering::Relaxed)
+        {
             return match commands.try_send(command) {
                 Ok(()) => {
                     let drained = commands.len() <= commands.capacity().unwrap_or(0) / 2;
@@ -225,11 +235,12 @@ impl FeedbackPipeline {
         match commands.send_timeout(command, self.enqueue_timeout) {
             Ok(()) => Ok(()),
             Err(SendTimeoutError::Timeout(_)) => {
-                tracing::warn!(
-                    timeout = ?self.enqueue_timeout,
-                    "the outcome queue stayed full: spooling on the callers' threads until it drains"
-                );
-                self.overflowing.store(true, Ordering::Relaxed);
+                if !self.overflowing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        timeout = ?self.enqueue_timeout,
+                        "the outcome queue stayed full: spooling on the callers' threads until it drains"
+                    );
+                }
                 Err(())
             }
             Err(SendTimeoutError::Disconnected(_)) => Err(()),
@@ -264,37 +275,58 @@ impl FeedbackPipeline {
     /// Delivers everything recorded so far, or spools what cannot be delivered within
     /// `timeout`. Returns at the latest shortly after the timeout.
     pub fn flush(&self, timeout: Duration) -> FlushOutcome {
-        self.request(timeout, Command::Flush)
+        self.request(timeout, Command::Flush).0
     }
 
     /// Flushes like [`Self::flush`], then stops the sink thread. Later events are spooled
     /// directly (Kafka on) or only kept in memory.
     pub fn shutdown(&self, timeout: Duration) -> FlushOutcome {
-        let outcome = self.request(timeout, Command::Shutdown);
-        if let Some(handle) = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let (outcome, answered) = self.request(timeout, Command::Shutdown);
+        let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // A sink that has not answered in time is left to finish on its own: it stops once
+        // the queue's last sender is dropped.
+        if let (Some(handle), true) = (worker, answered) {
             let _ = handle.join();
         }
         outcome
     }
 
+    /// Sends a flush or shutdown to the sink thread and waits for its answer, at most about
+    /// `timeout` plus [`LATE_ANSWER_MARGIN`]. The flag tells whether the sink answered.
     fn request(
         &self,
         timeout: Duration,
         command: fn(Duration, SyncSender<FlushOutcome>) -> Command,
-    ) -> FlushOutcome {
-        let finished = || FlushOutcome {
-            delivered: self.counters().spool_pending == 0,
+    ) -> (FlushOutcome, bool) {
+        // No sink (left): what the spool holds is all that is undelivered.
+        let nothing_to_do = || {
+            let spool_pending = self.counters().spool_pending;
+            FlushOutcome {
+                delivered: spool_pending == 0,
+                spool_pending,
+            }
+        };
+        let unanswered = || FlushOutcome {
+            delivered: false,
             spool_pending: self.counters().spool_pending,
         };
         let Some(commands) = &self.commands else {
-            return finished();
+            return (nothing_to_do(), true);
         };
         let (reply, outcome) = mpsc::sync_channel(1);
-        // A blocking send: the queue may be full, and a flush must come after what it holds.
-        if commands.send(command(timeout, reply)).is_err() {
-            return finished();
+        let deadline = Instant::now() + timeout;
+        // Queued behind what the queue holds, as a flush must be.
+        match commands.send_timeout(command(timeout, reply), timeout) {
+            Ok(()) => {}
+            Err(SendTimeoutError::Disconnected(_)) => return (nothing_to_do(), true),
+            Err(SendTimeoutError::Timeout(_)) => return (unanswered(), false),
         }
-        outcome.recv().unwrap_or_else(|_| finished())
+        let left = deadline.saturating_duration_since(Instant::now());
+        match outcome.recv_timeout(left + LATE_ANSWER_MARGIN) {
+            Ok(answer) => (answer, true),
+            Err(mpsc::RecvTimeoutError::Disconnected) => (nothing_to_do(), true),
+            Err(mpsc::RecvTimeoutError::Timeout) => (unanswered(), false),
+        }
     }
 }
 

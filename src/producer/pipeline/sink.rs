@@ -22,9 +22,9 @@ const TICK: Duration = Duration::from_millis(100);
 const MAX_REPLAY_BACKOFF: Duration = Duration::from_secs(10);
 /// How long an event waits for room in librdkafka's queue before it is spooled. A full
 /// queue during a burst frees up within milliseconds, and waiting paces the burst through
-/// the sink's own queue (callers wait there, bounded) instead of sending it to disk; after a
-/// broker outage has filled it, the first event spooled sends every later one to the spool
-/// without waiting.
+/// the sink's own queue (callers wait there, bounded) instead of sending it to disk. Once a
+/// wait runs out (a broker outage), later events are spooled without waiting until a send
+/// succeeds again, so flushes behind them are not held up.
 const LIBRDKAFKA_QUEUE_FULL_WAIT: Duration = Duration::from_millis(100);
 /// Consecutive failed replays after which the producer is replaced by a fresh one. An
 /// idempotent producer whose messages timed out bumps its epoch on its own, and some
@@ -78,6 +78,8 @@ pub struct SinkWorker {
     replay_backoff: Duration,
     probe_next_replay: bool,
     failed_replays: u32,
+    /// A wait for room in librdkafka's queue ran out and no send has succeeded since.
+    librdkafka_full: bool,
 }
 
 impl SinkWorker {
@@ -117,6 +119,7 @@ impl SinkWorker {
             replay_backoff: Duration::ZERO,
             probe_next_replay: false,
             failed_replays: 0,
+            librdkafka_full: false,
         };
         std::thread::Builder::new()
             .name("feedback-sink".into())
@@ -181,18 +184,27 @@ impl SinkWorker {
         let mut record = BaseRecord::with_opaque_to(&self.topic, LIVE)
             .key(key)
             .payload(payload);
-        let mut waited = Duration::ZERO;
+        let wait_until =
+            (!self.librdkafka_full).then(|| Instant::now() + LIBRDKAFKA_QUEUE_FULL_WAIT);
         loop {
             match producer.send(record) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.librdkafka_full = false;
+                    return;
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
-                    if waited < LIBRDKAFKA_QUEUE_FULL_WAIT =>
+                    if wait_until.is_some_and(|until| Instant::now() < until) =>
                 {
                     std::thread::sleep(Duration::from_millis(1));
-                    waited += Duration::from_millis(1);
                     record = returned;
                 }
                 Err((error, _)) => {
+                    if matches!(
+                        error,
+                        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+                    ) {
+                        self.librdkafka_full = true;
+                    }
                     tracing::debug!(%error, "librdkafka refused an event; spooling it");
                     return self.shared.spool_or_drop(key, payload);
                 }
