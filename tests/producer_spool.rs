@@ -185,8 +185,8 @@ fn the_spool_refuses_past_its_bound_with_a_clear_error() {
 fn tiny_queues_pipeline(spool_dir: &str) -> FeedbackPipeline {
     let config = Config::from_source(&VarSource::new([
         ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
-        // librdkafka keeps every message it holds: only its queue limit refuses more.
-        ("KAFKA_MESSAGE_TIMEOUT_MS", "60000"),
+        // Long enough for librdkafka's 10-message queue to fill and refuse the rest.
+        ("KAFKA_MESSAGE_TIMEOUT_MS", "2000"),
         ("PIPELINE_QUEUE_CAPACITY", "8"),
         ("PIPELINE_ENQUEUE_TIMEOUT_MS", "20"),
         ("SPOOL_DIR", spool_dir),
@@ -215,33 +215,23 @@ fn record_timed(pipeline: &FeedbackPipeline, n: usize) -> Duration {
 }
 
 #[test]
-fn overflowing_queues_spool_without_holding_callers_or_flushes() {
+fn overflowing_queues_spool_without_holding_callers() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = tiny_queues_pipeline(dir.path().to_str().unwrap());
     let slowest = record_timed(&pipeline, 300);
-    let started = std::time::Instant::now();
-    let outcome = pipeline.flush(Duration::from_secs(1));
-    let flush_took = started.elapsed();
-    let counters = pipeline.counters();
-    assert!(!outcome.delivered);
-    assert_eq!(
-        (counters.recorded, counters.dropped),
-        (300, 0),
-        "{counters:?}"
-    );
-    // All but what the two queues hold (8 + 10) is on disk. The sink may still hold its
-    // queue's events: it is retrying the spool against the dead broker, which outlasts the
-    // flush (the flush then answers "not delivered" instead of waiting for it).
-    assert!(counters.spooled >= 300 - 18, "{counters:?}");
-    // Bounds on blocking, generous for a loaded machine: a call waits at most the enqueue
-    // timeout (20 ms), and the flush about its own timeout.
+    // A call waits at most the enqueue timeout (20 ms); the bound is generous for a loaded
+    // machine, and far below the broker's message timeout.
     assert!(
         slowest < Duration::from_millis(500),
         "a call blocked {slowest:?}"
     );
-    assert!(
-        flush_took < Duration::from_secs(10),
-        "the flush took {flush_took:?}"
+    let outcome = pipeline.flush(Duration::from_secs(1));
+    let counters = pipeline.counters();
+    assert!(!outcome.delivered);
+    assert_eq!(
+        (counters.recorded, counters.dropped, counters.spool_pending),
+        (300, 0, 300),
+        "every event ends in the spool: {counters:?}"
     );
 }
 

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use rdkafka::error::KafkaError;
@@ -36,10 +36,6 @@ use crate::event::{EventError, OutcomeEvent, OutcomeStatus};
 use delivery::SinkShared;
 use recent::RecentEvents;
 use sink::{Command, SinkWorker};
-
-/// How long past its timeout a flush waits for the sink's answer: the sink may be finishing
-/// an event, and after a failed flush it purges librdkafka's queue into the spool (up to 2 s).
-const LATE_ANSWER_MARGIN: Duration = Duration::from_secs(3);
 
 /// How a [`FeedbackPipeline`] is built.
 #[derive(Clone)]
@@ -273,60 +269,41 @@ impl FeedbackPipeline {
     }
 
     /// Delivers everything recorded so far, or spools what cannot be delivered within
-    /// `timeout`. Returns at the latest shortly after the timeout.
+    /// `timeout`. Returns shortly after the timeout once the sink thread reaches the request;
+    /// while it is retrying the spool against a dead broker that can take up to
+    /// `KAFKA_MESSAGE_TIMEOUT_MS` longer (it keeps events rather than answer early).
     pub fn flush(&self, timeout: Duration) -> FlushOutcome {
-        self.request(timeout, Command::Flush).0
+        self.request(timeout, Command::Flush)
     }
 
     /// Flushes like [`Self::flush`], then stops the sink thread. Later events are spooled
     /// directly (Kafka on) or only kept in memory.
     pub fn shutdown(&self, timeout: Duration) -> FlushOutcome {
-        let (outcome, answered) = self.request(timeout, Command::Shutdown);
-        let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
-        // A sink that has not answered in time is left to finish on its own: it stops once
-        // the queue's last sender is dropped.
-        if let (Some(handle), true) = (worker, answered) {
+        let outcome = self.request(timeout, Command::Shutdown);
+        if let Some(handle) = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = handle.join();
         }
         outcome
     }
 
-    /// Sends a flush or shutdown to the sink thread and waits for its answer, at most about
-    /// `timeout` plus [`LATE_ANSWER_MARGIN`]. The flag tells whether the sink answered.
     fn request(
         &self,
         timeout: Duration,
         command: fn(Duration, SyncSender<FlushOutcome>) -> Command,
-    ) -> (FlushOutcome, bool) {
-        // No sink (left): what the spool holds is all that is undelivered.
-        let nothing_to_do = || {
-            let spool_pending = self.counters().spool_pending;
-            FlushOutcome {
-                delivered: spool_pending == 0,
-                spool_pending,
-            }
-        };
-        let unanswered = || FlushOutcome {
-            delivered: false,
+    ) -> FlushOutcome {
+        let finished = || FlushOutcome {
+            delivered: self.counters().spool_pending == 0,
             spool_pending: self.counters().spool_pending,
         };
         let Some(commands) = &self.commands else {
-            return (nothing_to_do(), true);
+            return finished();
         };
         let (reply, outcome) = mpsc::sync_channel(1);
-        let deadline = Instant::now() + timeout;
-        // Queued behind what the queue holds, as a flush must be.
-        match commands.send_timeout(command(timeout, reply), timeout) {
-            Ok(()) => {}
-            Err(SendTimeoutError::Disconnected(_)) => return (nothing_to_do(), true),
-            Err(SendTimeoutError::Timeout(_)) => return (unanswered(), false),
+        // A blocking send: the queue may be full, and a flush must come after what it holds.
+        if commands.send(command(timeout, reply)).is_err() {
+            return finished();
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match outcome.recv_timeout(left + LATE_ANSWER_MARGIN) {
-            Ok(answer) => (answer, true),
-            Err(mpsc::RecvTimeoutError::Disconnected) => (nothing_to_do(), true),
-            Err(mpsc::RecvTimeoutError::Timeout) => (unanswered(), false),
-        }
+        outcome.recv().unwrap_or_else(|_| finished())
     }
 }
 
