@@ -260,3 +260,28 @@ fn without_a_spool_a_full_librdkafka_queue_drops_fast_and_flush_returns() {
         "the flush took {flush_took:?}"
     );
 }
+
+/// Two writers on one spool would append to the same segments and delete each other's
+/// records: the second is refused with the fix, and its pipeline says so.
+#[test]
+fn a_spool_directory_has_one_writer_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Spool::open(dir.path(), 1 << 20).unwrap();
+    let refused = Spool::open(dir.path(), 1 << 20).unwrap_err();
+    assert!(matches!(refused, SpoolError::InUse { .. }), "{refused:?}");
+    let message = refused.to_string();
+    assert!(
+        message.contains(dir.path().to_str().unwrap()) && message.contains("SPOOL_DIR"),
+        "{message}"
+    );
+    let second_pipeline = unreachable_broker_pipeline(dir.path().to_str().unwrap(), "1048576");
+    assert!(
+        second_pipeline
+            .spool_error()
+            .is_some_and(|e| e.contains("in use")),
+        "{:?}",
+        second_pipeline.spool_error()
+    );
+    drop(first);
+    Spool::open(dir.path(), 1 << 20).expect("free again once the first is dropped");
+}

@@ -35,6 +35,14 @@ pub enum SpoolError {
         /// The limit.
         limit: u64,
     },
+    /// Another spool (in this process or another) has the directory open.
+    #[error(
+        "spool directory {path} is in use by another pipeline; give each pipeline its own SPOOL_DIR"
+    )]
+    InUse {
+        /// The directory.
+        path: PathBuf,
+    },
     /// The file system refused an operation.
     #[error("spool {action} {path}: {source}")]
     Io {
@@ -82,6 +90,9 @@ struct State {
 #[derive(Debug)]
 pub struct Spool {
     dir: PathBuf,
+    /// Held open with an exclusive lock for the spool's lifetime: two writers would append to
+    /// the same segments and delete each other's unreplayed records.
+    _lock: fs::File,
     max_bytes: u64,
     state: Mutex<State>,
     pending: AtomicU64,
@@ -108,6 +119,13 @@ impl Spool {
         let probe = dir.join(".write-probe");
         fs::write(&probe, b"ok").map_err(io_error("writing in directory", &dir))?;
         let _ = fs::remove_file(&probe);
+        let lock_path = dir.join(".lock");
+        let lock = fs::File::create(&lock_path).map_err(io_error("creating", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(SpoolError::InUse { path: dir }),
+            Err(fs::TryLockError::Error(err)) => return Err(io_error("locking", &lock_path)(err)),
+        }
 
         let read = read_checkpoint(&dir);
         let mut segments = BTreeMap::new();
@@ -125,6 +143,7 @@ impl Spool {
         }
         let spool = Self {
             dir,
+            _lock: lock,
             max_bytes,
             state: Mutex::new(State {
                 writer: None,
