@@ -182,11 +182,10 @@ fn the_spool_refuses_past_its_bound_with_a_clear_error() {
 
 /// A pipeline to an unreachable broker whose librdkafka queue holds only 10 messages and whose
 /// own queue holds 8, so a few hundred events overflow both.
-fn tiny_queues_pipeline(spool_dir: &str) -> FeedbackPipeline {
+fn tiny_queues_pipeline(spool_dir: &str, message_timeout_ms: &str) -> FeedbackPipeline {
     let config = Config::from_source(&VarSource::new([
         ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
-        // Long enough for librdkafka's 10-message queue to fill and refuse the rest.
-        ("KAFKA_MESSAGE_TIMEOUT_MS", "2000"),
+        ("KAFKA_MESSAGE_TIMEOUT_MS", message_timeout_ms),
         ("PIPELINE_QUEUE_CAPACITY", "8"),
         ("PIPELINE_ENQUEUE_TIMEOUT_MS", "20"),
         ("SPOOL_DIR", spool_dir),
@@ -217,7 +216,8 @@ fn record_timed(pipeline: &FeedbackPipeline, n: usize) -> Duration {
 #[test]
 fn overflowing_queues_spool_without_holding_callers() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = tiny_queues_pipeline(dir.path().to_str().unwrap());
+    // Long enough for librdkafka's 10-message queue to fill and refuse the rest.
+    let pipeline = tiny_queues_pipeline(dir.path().to_str().unwrap(), "2000");
     let slowest = record_timed(&pipeline, 300);
     // A call waits at most the enqueue timeout (20 ms); the bound is generous for a loaded
     // machine, and far below the broker's message timeout.
@@ -239,7 +239,7 @@ fn overflowing_queues_spool_without_holding_callers() {
 /// librdkafka's full queue for each of them (that held a flush for minutes).
 #[test]
 fn without_a_spool_a_full_librdkafka_queue_drops_fast_and_flush_returns() {
-    let pipeline = tiny_queues_pipeline("off");
+    let pipeline = tiny_queues_pipeline("off", "2000");
     let slowest = record_timed(&pipeline, 300);
     let started = std::time::Instant::now();
     let outcome = pipeline.flush(Duration::from_secs(1));
@@ -284,4 +284,28 @@ fn a_spool_directory_has_one_writer_at_a_time() {
     );
     drop(first);
     Spool::open(dir.path(), 1 << 20).expect("free again once the first is dropped");
+}
+
+/// In an outage the sink replays the spool and waits for the broker's verdict for up to the
+/// message timeout (20 s here). A flush interrupts that wait: the batch stays in the spool.
+#[test]
+fn a_flush_does_not_wait_for_a_replay_against_a_dead_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = tiny_queues_pipeline(dir.path().to_str().unwrap(), "20000");
+    record_timed(&pipeline, 300);
+    let started = std::time::Instant::now();
+    let outcome = pipeline.flush(Duration::from_secs(1));
+    let flush_took = started.elapsed();
+    let counters = pipeline.counters();
+    assert!(!outcome.delivered);
+    assert_eq!(
+        (counters.recorded, counters.dropped, counters.spool_pending),
+        (300, 0, 300),
+        "every event ends in the spool, once: {counters:?}"
+    );
+    // Well under the 20 s a replay may wait, generous for a loaded machine.
+    assert!(
+        flush_took < Duration::from_secs(10),
+        "the flush took {flush_took:?}"
+    );
 }

@@ -269,9 +269,8 @@ impl FeedbackPipeline {
     }
 
     /// Delivers everything recorded so far, or spools what cannot be delivered within
-    /// `timeout`. Returns shortly after the timeout once the sink thread reaches the request;
-    /// while it is retrying the spool against a dead broker that can take up to
-    /// `KAFKA_MESSAGE_TIMEOUT_MS` longer (it keeps events rather than answer early).
+    /// `timeout`. Returns shortly after the timeout: a replay of the spool in progress is
+    /// interrupted, and the sink first works through the queue (spooling, in an outage).
     pub fn flush(&self, timeout: Duration) -> FlushOutcome {
         self.request(timeout, Command::Flush)
     }
@@ -299,6 +298,9 @@ impl FeedbackPipeline {
             return finished();
         };
         let (reply, outcome) = mpsc::sync_channel(1);
+        // A replay against a dead broker would keep the sink from the queue for up to the
+        // message timeout; it steps aside (its batch stays in the spool) until this is handled.
+        self.shared.replay.interrupt();
         // A blocking send: the queue may be full, and a flush must come after what it holds.
         if commands.send(command(timeout, reply)).is_err() {
             return finished();

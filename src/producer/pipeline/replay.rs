@@ -1,5 +1,6 @@
 //! [`ReplayTracker`]: waits for the broker's verdict on one batch of replayed spool records.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
@@ -15,6 +16,9 @@ struct Batch {
 pub struct ReplayTracker {
     batch: Mutex<Batch>,
     changed: Condvar,
+    /// A flush or shutdown is waiting for the sink thread: replays step aside until it is
+    /// handled. (Against a dead broker one replay waits up to the message timeout.)
+    interrupted: AtomicBool,
 }
 
 impl ReplayTracker {
@@ -47,12 +51,31 @@ impl ReplayTracker {
         }
     }
 
-    /// Waits until every record of batch `id` is delivered (`true`), one failed or the
-    /// deadline passed (`false`).
+    /// Asks the replay in progress to give up its batch (which stays in the spool, to be
+    /// replayed later) and later replays to wait, until [`Self::resume`].
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        // Under the lock, so a waiter cannot miss the wake-up between its check and its wait.
+        let _batch = self.lock();
+        self.changed.notify_all();
+    }
+
+    /// Lets replays run again.
+    pub fn resume(&self) {
+        self.interrupted.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether a flush or shutdown is waiting.
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every record of batch `id` is delivered (`true`), one failed, the
+    /// deadline passed or the wait was interrupted (`false`).
     pub fn wait(&self, id: usize, deadline: Instant) -> bool {
         let mut batch = self.lock();
         loop {
-            if batch.id != id || batch.failed {
+            if batch.id != id || batch.failed || self.is_interrupted() {
                 return false;
             }
             if batch.remaining == 0 {

@@ -132,9 +132,11 @@ impl SinkWorker {
             match self.commands.recv_timeout(TICK) {
                 Ok(Command::Event(event)) => self.handle(&event),
                 Ok(Command::Flush(timeout, reply)) => {
+                    self.shared.replay.resume();
                     let _ = reply.send(self.flush(timeout));
                 }
                 Ok(Command::Shutdown(timeout, reply)) => {
+                    self.shared.replay.resume();
                     let _ = reply.send(self.flush(timeout));
                     return;
                 }
@@ -238,11 +240,13 @@ impl SinkWorker {
 
     /// Sends one batch (a single record after a failure, as a probe) and waits for its acks.
     /// `None` when there is nothing to replay.
+    /// `None` also when a flush or shutdown is waiting: the batch is left for later, and
+    /// nothing counts as a failure.
     fn try_replay(&self, id: usize, deadline: Instant) -> Option<bool> {
         let (Some(producer), Some(spool)) = (&self.producer, &self.shared.spool) else {
             return None;
         };
-        if !spool.has_pending() {
+        if !spool.has_pending() || self.shared.replay.is_interrupted() {
             return None;
         }
         let size = if self.probe_next_replay {
@@ -267,7 +271,7 @@ impl SinkWorker {
                 match producer.send(record) {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
-                        if Instant::now() < deadline =>
+                        if Instant::now() < deadline && !self.shared.replay.is_interrupted() =>
                     {
                         std::thread::sleep(Duration::from_millis(5));
                     }
@@ -280,7 +284,7 @@ impl SinkWorker {
         }
         let wait_until = deadline.min(Instant::now() + self.delivery_timeout);
         if !self.shared.replay.wait(id, wait_until) {
-            return Some(false);
+            return (!self.shared.replay.is_interrupted()).then_some(false);
         }
         let count = batch.records.len() as u64;
         if let Err(err) = spool.commit(batch.end, count) {
