@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{SendTimeoutError, Sender};
 use rdkafka::error::KafkaError;
 
 pub use counters::{CounterSnapshot, PipelineCounters};
@@ -217,16 +217,14 @@ impl FeedbackPipeline {
             || !self.kafka_enabled
             || self.overflowing.load(Ordering::Relaxed)
         {
-            return match commands.try_send(command) {
-                Ok(()) => {
-                    let drained = commands.len() <= commands.capacity().unwrap_or(0) / 2;
-                    if drained && self.overflowing.load(Ordering::Relaxed) {
-                        self.overflowing.store(false, Ordering::Relaxed);
-                    }
-                    Ok(())
-                }
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(()),
-            };
+            commands.try_send(command).map_err(|_| ())?;
+            // The queue's length is read only while overflowing, not on every event.
+            if self.overflowing.load(Ordering::Relaxed)
+                && commands.len() <= commands.capacity().unwrap_or(0) / 2
+            {
+                self.overflowing.store(false, Ordering::Relaxed);
+            }
+            return Ok(());
         }
         match commands.send_timeout(command, self.enqueue_timeout) {
             Ok(()) => Ok(()),
