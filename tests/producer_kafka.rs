@@ -18,19 +18,21 @@ use feedback_pipeline::producer::{
     ActionDispatcher, Agent, FeedbackPipeline, OrchestrationDispatcher, PipelineOptions,
 };
 
+/// A pipeline publishing to `topic` (created with 4 partitions), with `extra` settings.
 async fn kafka_pipeline(
     broker: &TansuBroker,
     topic: &str,
     spool: &std::path::Path,
+    extra: &[(&str, &str)],
 ) -> Arc<FeedbackPipeline> {
     let servers = broker.bootstrap_servers();
-    let config = Config::from_source(&VarSource::new([
+    let base = [
         ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
         ("KAFKA_OUTCOME_TOPIC", topic),
         ("KAFKA_LINGER_MS", "5"),
         ("SPOOL_DIR", spool.to_str().unwrap()),
-    ]))
-    .unwrap();
+    ];
+    let config = Config::from_source(&VarSource::new(base.iter().chain(extra).copied())).unwrap();
     ensure_topics(
         &config.kafka.client_config(&servers),
         &[TopicSpec::new(topic, 4)],
@@ -45,7 +47,7 @@ async fn kafka_pipeline(
 async fn every_outcome_kind_puts_one_event_on_the_topic() {
     let broker = TansuBroker::start();
     let spool = tempfile::tempdir().unwrap();
-    let pipeline = kafka_pipeline(&broker, "agent-outcomes", spool.path()).await;
+    let pipeline = kafka_pipeline(&broker, "agent-outcomes", spool.path(), &[]).await;
     let dispatcher =
         Arc::new(ActionDispatcher::new(pipeline.clone()).with_timeout(Duration::from_millis(200)));
 
@@ -137,7 +139,7 @@ async fn every_outcome_kind_puts_one_event_on_the_topic() {
 async fn a_workflow_puts_one_event_per_agent_plus_its_own_sharing_ids() {
     let broker = TansuBroker::start();
     let spool = tempfile::tempdir().unwrap();
-    let pipeline = kafka_pipeline(&broker, "workflow-outcomes", spool.path()).await;
+    let pipeline = kafka_pipeline(&broker, "workflow-outcomes", spool.path(), &[]).await;
     let orchestrator = OrchestrationDispatcher::new(ActionDispatcher::new(pipeline.clone()));
     let agents: Vec<Arc<dyn Agent>> = vec![
         ScriptedAgent::new("react_agent", Behaviour::Succeed),
@@ -183,26 +185,17 @@ async fn a_burst_larger_than_the_queue_is_paced_to_the_broker_not_spooled() {
     const BURST: usize = 3_000;
     let broker = TansuBroker::start();
     let spool = tempfile::tempdir().unwrap();
-    let servers = broker.bootstrap_servers();
-    let config = Config::from_source(&VarSource::new([
-        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
-        ("KAFKA_OUTCOME_TOPIC", "burst-outcomes"),
-        ("KAFKA_LINGER_MS", "5"),
-        ("PIPELINE_QUEUE_CAPACITY", "16"),
-        // The longest allowed: far longer than the broker needs to take 16 events.
-        ("PIPELINE_ENQUEUE_TIMEOUT_MS", "250"),
-        ("SPOOL_DIR", spool.path().to_str().unwrap()),
-    ]))
-    .unwrap();
-    ensure_topics(
-        &config.kafka.client_config(&servers),
-        &[TopicSpec::new("burst-outcomes", 4)],
-        Duration::from_secs(10),
+    let pipeline = kafka_pipeline(
+        &broker,
+        "burst-outcomes",
+        spool.path(),
+        &[
+            ("PIPELINE_QUEUE_CAPACITY", "16"),
+            // The longest allowed: far longer than the broker needs to take 16 events.
+            ("PIPELINE_ENQUEUE_TIMEOUT_MS", "250"),
+        ],
     )
-    .await
-    .unwrap();
-    let pipeline =
-        Arc::new(FeedbackPipeline::new(PipelineOptions::from_config(&config, None)).unwrap());
+    .await;
     let recording = pipeline.clone();
     tokio::task::spawn_blocking(move || {
         for n in 0..BURST {
@@ -226,7 +219,12 @@ async fn a_burst_larger_than_the_queue_is_paced_to_the_broker_not_spooled() {
         (BURST as u64, BURST as u64, 0, 0),
         "{counters:?}"
     );
-    let (events, messages) =
-        read_events(&servers, "burst-outcomes", BURST, Duration::from_secs(60)).await;
+    let (events, messages) = read_events(
+        &broker.bootstrap_servers(),
+        "burst-outcomes",
+        BURST,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!((events.len(), messages), (BURST, BURST));
 }

@@ -8,18 +8,23 @@ use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::OutcomeEvent;
 use feedback_pipeline::producer::FeedbackPipeline;
 use feedback_pipeline::producer::PipelineOptions;
-use feedback_pipeline::producer::pipeline::{Spool, SpoolError};
+use feedback_pipeline::producer::pipeline::{FlushOutcome, Spool, SpoolError};
+
+/// Options of a pipeline publishing to a port where no broker listens, with `vars` set.
+fn unreachable_broker_options(vars: &[(&str, &str)]) -> PipelineOptions {
+    let pairs = [("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")];
+    let config = Config::from_source(&VarSource::new(pairs.iter().chain(vars).copied())).unwrap();
+    PipelineOptions::from_config(&config, None)
+}
 
 /// A pipeline publishing to a port where no broker listens.
 fn unreachable_broker_pipeline(spool_dir: &str, spool_max_bytes: &str) -> FeedbackPipeline {
-    let config = Config::from_source(&VarSource::new([
-        ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+    FeedbackPipeline::new(unreachable_broker_options(&[
         ("KAFKA_MESSAGE_TIMEOUT_MS", "200"),
         ("SPOOL_DIR", spool_dir),
         ("SPOOL_MAX_BYTES", spool_max_bytes),
     ]))
-    .unwrap();
-    FeedbackPipeline::new(PipelineOptions::from_config(&config, None)).unwrap()
+    .unwrap()
 }
 
 fn event(n: usize) -> OutcomeEvent {
@@ -183,15 +188,12 @@ fn the_spool_refuses_past_its_bound_with_a_clear_error() {
 /// A pipeline to an unreachable broker whose librdkafka queue holds only 10 messages and whose
 /// own queue holds 8, so a few hundred events overflow both.
 fn tiny_queues_pipeline(spool_dir: &str, message_timeout_ms: &str) -> FeedbackPipeline {
-    let config = Config::from_source(&VarSource::new([
-        ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+    let mut options = unreachable_broker_options(&[
         ("KAFKA_MESSAGE_TIMEOUT_MS", message_timeout_ms),
         ("PIPELINE_QUEUE_CAPACITY", "8"),
         ("PIPELINE_ENQUEUE_TIMEOUT_MS", "20"),
         ("SPOOL_DIR", spool_dir),
-    ]))
-    .unwrap();
-    let mut options = PipelineOptions::from_config(&config, None);
+    ]);
     options
         .kafka
         .as_mut()
@@ -211,6 +213,13 @@ fn record_timed(pipeline: &FeedbackPipeline, n: usize) -> Duration {
         })
         .max()
         .unwrap()
+}
+
+/// Flushes with a 1 s timeout; returns the outcome and how long the call took.
+fn flush_timed(pipeline: &FeedbackPipeline) -> (FlushOutcome, Duration) {
+    let started = std::time::Instant::now();
+    let outcome = pipeline.flush(Duration::from_secs(1));
+    (outcome, started.elapsed())
 }
 
 #[test]
@@ -241,9 +250,7 @@ fn overflowing_queues_spool_without_holding_callers() {
 fn without_a_spool_a_full_librdkafka_queue_drops_fast_and_flush_returns() {
     let pipeline = tiny_queues_pipeline("off", "2000");
     let slowest = record_timed(&pipeline, 300);
-    let started = std::time::Instant::now();
-    let outcome = pipeline.flush(Duration::from_secs(1));
-    let flush_took = started.elapsed();
+    let (outcome, flush_took) = flush_timed(&pipeline);
     let counters = pipeline.counters();
     assert!(!outcome.delivered);
     assert_eq!(counters.recorded, 300);
@@ -293,9 +300,7 @@ fn a_flush_does_not_wait_for_a_replay_against_a_dead_broker() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = tiny_queues_pipeline(dir.path().to_str().unwrap(), "20000");
     record_timed(&pipeline, 300);
-    let started = std::time::Instant::now();
-    let outcome = pipeline.flush(Duration::from_secs(1));
-    let flush_took = started.elapsed();
+    let (outcome, flush_took) = flush_timed(&pipeline);
     let counters = pipeline.counters();
     assert!(!outcome.delivered);
     assert_eq!(
