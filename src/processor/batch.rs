@@ -36,11 +36,27 @@ impl ConsumedBatch {
 
     /// Copies a message in.
     pub fn push(&mut self, message: &impl Message) {
-        let key = message.key().map(|key| self.append(key));
-        let payload = message.payload().map(|payload| self.append(payload));
+        self.push_parts(
+            message.partition(),
+            message.offset(),
+            message.key(),
+            message.payload(),
+        );
+    }
+
+    /// Copies a message in, given by its parts.
+    pub fn push_parts(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+    ) {
+        let key = key.map(|key| self.append(key));
+        let payload = payload.map(|payload| self.append(payload));
         self.messages.push(Consumed {
-            partition: message.partition(),
-            offset: message.offset(),
+            partition,
+            offset,
             key,
             payload,
         });

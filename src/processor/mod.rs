@@ -5,6 +5,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod dead_letter;
 pub mod engine;
+pub mod fetch_queue;
 pub mod offsets;
 pub mod query;
 pub mod results;

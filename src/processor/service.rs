@@ -6,7 +6,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -17,6 +16,7 @@ use super::batch::ConsumedBatch;
 use super::checkpoint;
 use super::dead_letter::{self, DeadLetter};
 use super::engine::{EngineSettings, WindowEngine};
+use super::fetch_queue::FetchQueue;
 use super::query::QueryDefinition;
 use super::results::{ResultRecord, window_records};
 use super::source::{OutcomeConsumer, Reassignment, create_consumer};
@@ -56,6 +56,7 @@ struct Outgoing {
 /// One processor instance.
 pub struct Processor {
     consumer: Arc<OutcomeConsumer>,
+    fetch_queue: FetchQueue,
     producer: FutureProducer,
     engine: WindowEngine,
     stats: Arc<ProcessorStats>,
@@ -113,8 +114,10 @@ impl Processor {
                 idle_after: settings.idle_after,
             },
         )?;
+        let consumer = Arc::new(consumer);
         Ok(Self {
-            consumer: Arc::new(consumer),
+            fetch_queue: FetchQueue::new(Arc::clone(&consumer)),
+            consumer,
             producer,
             engine,
             stats: Arc::clone(&metrics.processor),
@@ -189,35 +192,27 @@ impl Processor {
             let deadline = tokio::time::Instant::now() + self.tick;
             batch.clear();
             let stop = loop {
+                // Take what librdkafka has already fetched without waiting: a timer and a
+                // wake-up per message cost more than decoding it.
+                if let Err(err) = self.fetch_queue.read_into(&mut batch, MAX_BATCH) {
+                    tracing::warn!(%err, "consumer error");
+                }
+                if batch.len() >= MAX_BATCH {
+                    break false;
+                }
                 tokio::select! {
                     _ = &mut shutdown => break true,
-                    received = tokio::time::timeout_at(deadline, self.consumer.recv()) => {
-                        match received {
-                            Ok(Ok(message)) => {
-                                batch.push(&message);
-                                // Take what librdkafka has already fetched without waiting: a
-                                // timer and a wake-up per message cost more than decoding it.
-                                while batch.len() < MAX_BATCH {
-                                    match self.consumer.recv().now_or_never() {
-                                        Some(Ok(message)) => batch.push(&message),
-                                        Some(Err(err)) => {
-                                            tracing::warn!(%err, "consumer error");
-                                            break;
-                                        }
-                                        None => break,
-                                    }
-                                }
-                                if batch.len() >= MAX_BATCH {
-                                    break false;
-                                }
-                            }
-                            Ok(Err(err)) => {
-                                tracing::warn!(%err, "consumer error");
-                                break false;
-                            }
-                            Err(_) => break false,
+                    _ = self.fetch_queue.readable() => {}
+                    // Serves rebalances, statistics and errors; messages come through the
+                    // fetch queue once partitions are forwarded there.
+                    received = self.consumer.recv() => match received {
+                        Ok(message) => batch.push(&message),
+                        Err(err) => {
+                            tracing::warn!(%err, "consumer error");
+                            break false;
                         }
-                    }
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break false,
                 }
             };
             self.apply_reassignments(&mut batch);

@@ -5,10 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::statistics::Statistics;
 
+use super::fetch_queue::{QueueHandle, forward_partitions};
 use super::stats::ProcessorStats;
 
 /// A partition assignment change the loop must act on.
@@ -25,12 +26,19 @@ pub enum Reassignment {
 pub struct SourceContext {
     changes: Mutex<Vec<Reassignment>>,
     stats: Arc<ProcessorStats>,
+    /// Where assigned partitions' messages go; `None`: the consumer's own queue.
+    fetch_queue: Mutex<Option<QueueHandle>>,
 }
 
 impl SourceContext {
     /// Takes the queued changes, oldest first.
     pub fn take_changes(&self) -> Vec<Reassignment> {
         std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Sets the queue that partitions assigned from now on are forwarded to.
+    pub(super) fn forward_to(&self, queue: Option<QueueHandle>) {
+        *self.fetch_queue.lock().unwrap_or_else(|p| p.into_inner()) = queue;
     }
 
     fn push(&self, change: Reassignment) {
@@ -76,11 +84,31 @@ fn backlog(app_offset: i64, committed_offset: i64, lo_offset: i64, hi_offset: i6
 }
 
 impl ConsumerContext for SourceContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            self.push(Reassignment::Revoked(
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(list) => self.push(Reassignment::Revoked(
                 list.elements().iter().map(|e| e.partition()).collect(),
-            ));
+            )),
+            // Before librdkafka assigns (and starts fetching), so no message of these
+            // partitions lands on the consumer's own queue first.
+            Rebalance::Assign(list) => {
+                let queue = self.fetch_queue.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(queue) = *queue {
+                    for element in list.elements() {
+                        // SAFETY: the client handle is live while it calls us; the queue is
+                        // live while it is set here (its drop clears it under this lock).
+                        unsafe {
+                            forward_partitions(
+                                consumer.client().native_ptr(),
+                                queue,
+                                element.topic(),
+                                &[element.partition()],
+                            )
+                        };
+                    }
+                }
+            }
+            Rebalance::Error(_) => {}
         }
     }
 
@@ -113,6 +141,7 @@ pub fn create_consumer(
     config.create_with_context(SourceContext {
         changes: Mutex::default(),
         stats,
+        fetch_queue: Mutex::default(),
     })
 }
 

@@ -1,0 +1,189 @@
+//! The processor's fetch queue against a real broker: assigned partitions' messages arrive
+//! there (none on the consumer's own queue), complete and in offset order per partition, and
+//! still do after a rebalance, which makes librdkafka drop and the processor redo the
+//! forwarding.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::Registry;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+
+use common::broker::TansuBroker;
+use common::topic::send_one;
+use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
+use feedback_pipeline::processor::batch::ConsumedBatch;
+use feedback_pipeline::processor::fetch_queue::FetchQueue;
+use feedback_pipeline::processor::source::{OutcomeConsumer, create_consumer};
+use feedback_pipeline::processor::stats::ProcessorStats;
+
+const TOPIC: &str = "fetch-queue";
+const GROUP: &str = "fetch-queue-group";
+
+/// One group member: its queue, and what it read where.
+struct Member {
+    consumer: Arc<OutcomeConsumer>,
+    queue: FetchQueue,
+    /// (partition, offset, payload) read through the fetch queue, in reading order.
+    from_queue: Vec<(i32, i64, String)>,
+    /// Messages the consumer's own queue handed out (forwarding missing).
+    from_consumer: usize,
+}
+
+impl Member {
+    fn join(broker: &TansuBroker) -> Self {
+        let stats = Arc::new(ProcessorStats::register(&Registry::new()).unwrap());
+        let consumer = create_consumer(broker.client_config(), GROUP, stats).unwrap();
+        consumer.subscribe(&[TOPIC]).unwrap();
+        let consumer = Arc::new(consumer);
+        Self {
+            queue: FetchQueue::new(Arc::clone(&consumer)),
+            consumer,
+            from_queue: Vec::new(),
+            from_consumer: 0,
+        }
+    }
+
+    /// Reads for up to `period`, as the processor's loop does: drain the fetch queue, then
+    /// wait for it, for the consumer's own queue (which serves rebalances) or for the end.
+    async fn read_for(&mut self, period: Duration) {
+        let deadline = tokio::time::Instant::now() + period;
+        let mut batch = ConsumedBatch::with_capacity(64);
+        loop {
+            batch.clear();
+            self.queue.read_into(&mut batch, 64).unwrap();
+            for message in batch.messages() {
+                let payload = batch.payload(message).unwrap();
+                self.from_queue.push((
+                    message.partition,
+                    message.offset,
+                    String::from_utf8(payload.to_vec()).unwrap(),
+                ));
+            }
+            tokio::select! {
+                _ = self.queue.readable() => {}
+                received = self.consumer.recv() => {
+                    received.unwrap();
+                    self.from_consumer += 1;
+                }
+                _ = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    }
+
+    /// Offsets read per partition, checking each partition's come in increasing order.
+    fn offsets(&self) -> BTreeMap<i32, Vec<i64>> {
+        let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        for &(partition, offset, _) in &self.from_queue {
+            let seen = offsets.entry(partition).or_default();
+            assert!(
+                seen.last().is_none_or(|&last| last < offset),
+                "partition {partition}: offset {offset} after {seen:?}"
+            );
+            seen.push(offset);
+        }
+        offsets
+    }
+}
+
+async fn send(producer: &FutureProducer, range: std::ops::Range<usize>) {
+    for n in range {
+        let key = format!("agent_{}", n % 7);
+        send_one(producer, TOPIC, &key, format!("message {n}").as_bytes()).await;
+    }
+}
+
+fn payloads(members: &[&Member]) -> BTreeSet<String> {
+    members
+        .iter()
+        .flat_map(|member| {
+            member
+                .from_queue
+                .iter()
+                .map(|(_, _, payload)| payload.clone())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assigned_partitions_are_read_from_the_fetch_queue_before_and_after_a_rebalance() {
+    let broker = TansuBroker::start();
+    ensure_topics(
+        &broker.client_config(),
+        &[TopicSpec::new(TOPIC, 3)],
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let producer: FutureProducer = broker.client_config().create().unwrap();
+    send(&producer, 0..300).await;
+
+    let mut first = Member::join(&broker);
+    let mut waited = Duration::ZERO;
+    while first.from_queue.len() < 300 && waited < Duration::from_secs(60) {
+        first.read_for(Duration::from_millis(250)).await;
+        waited += Duration::from_millis(250);
+    }
+    let offsets = first.offsets();
+    assert_eq!(first.from_consumer, 0, "messages bypassed the fetch queue");
+    assert_eq!(first.from_queue.len(), 300, "read {offsets:?}");
+    assert_eq!(offsets.len(), 3, "all three partitions were read");
+    for (partition, offsets) in &offsets {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(
+            offsets, &expected,
+            "partition {partition} read whole, in order"
+        );
+    }
+
+    // Committed, so that after the rebalance each partition resumes where it was.
+    let mut done = TopicPartitionList::new();
+    for (&partition, offsets) in &offsets {
+        let next = Offset::Offset(offsets.last().unwrap() + 1);
+        done.add_partition_offset(TOPIC, partition, next).unwrap();
+    }
+    first.consumer.commit(&done, CommitMode::Sync).unwrap();
+
+    // A second member joins: the group rebalances, librdkafka stops and restarts fetching
+    // (dropping the forwarding), and both members must read what follows from their queues.
+    let mut second = Member::join(&broker);
+    let before = first.from_queue.len();
+    let expected: BTreeSet<String> = (300..600).map(|n| format!("message {n}")).collect();
+    let mut sent = false;
+    let mut waited = Duration::ZERO;
+    loop {
+        let period = Duration::from_millis(250);
+        tokio::join!(first.read_for(period), second.read_for(period));
+        waited += period;
+        if !sent && !second.consumer.assignment().unwrap().elements().is_empty() {
+            send(&producer, 300..600).await;
+            sent = true;
+        }
+        let read: BTreeSet<String> = payloads(&[&first, &second])
+            .into_iter()
+            .filter(|payload| expected.contains(payload))
+            .collect();
+        if read == expected || waited > Duration::from_secs(90) {
+            break;
+        }
+    }
+    assert!(sent, "the second member was never assigned a partition");
+    assert_eq!(first.from_consumer + second.from_consumer, 0);
+    assert!(!second.from_queue.is_empty(), "the new member read nothing");
+    assert!(
+        first.from_queue.len() > before,
+        "the first member read nothing after the rebalance"
+    );
+    let read = payloads(&[&first, &second]);
+    let missing: Vec<_> = expected.difference(&read).collect();
+    assert!(missing.is_empty(), "never read: {missing:?}");
+    // From the committed offsets on: nothing read twice, each partition in order.
+    assert_eq!(read.len(), first.from_queue.len() + second.from_queue.len());
+    first.offsets();
+    second.offsets();
+}
