@@ -1,7 +1,8 @@
 //! The processor's fetch queue against a real broker: assigned partitions' messages arrive
 //! there (none on the consumer's own queue), complete and in offset order per partition, and
 //! still do after a rebalance, which makes librdkafka drop and the processor redo the
-//! forwarding.
+//! forwarding. And the processor's loop, whose batches a backlog keeps full, still stops when
+//! told to.
 
 mod common;
 
@@ -11,14 +12,19 @@ use std::time::Duration;
 
 use prometheus::Registry;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use common::broker::TansuBroker;
 use common::topic::send_one;
+use common::wait_until;
+use feedback_pipeline::config::{Config, VarSource};
+use feedback_pipeline::event::OutcomeEvent;
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::processor::batch::ConsumedBatch;
 use feedback_pipeline::processor::fetch_queue::FetchQueue;
+use feedback_pipeline::processor::query::QueryDefinition;
+use feedback_pipeline::processor::service::Processor;
 use feedback_pipeline::processor::source::{OutcomeConsumer, create_consumer};
 use feedback_pipeline::processor::stats::ProcessorStats;
 
@@ -56,7 +62,10 @@ impl Member {
         let mut batch = ConsumedBatch::with_capacity(64);
         loop {
             batch.clear();
-            self.queue.read_into(&mut batch, 64).unwrap();
+            // Transient fetch errors (metadata catching up) are librdkafka's to retry.
+            if let Err(err) = self.queue.read_into(&mut batch, 64) {
+                eprintln!("fetch error: {err}");
+            }
             for message in batch.messages() {
                 let payload = batch.payload(message).unwrap();
                 self.from_queue.push((
@@ -67,10 +76,10 @@ impl Member {
             }
             tokio::select! {
                 _ = self.queue.readable() => {}
-                received = self.consumer.recv() => {
-                    received.unwrap();
-                    self.from_consumer += 1;
-                }
+                received = self.consumer.recv() => match received {
+                    Ok(_) => self.from_consumer += 1,
+                    Err(err) => eprintln!("consumer error: {err}"),
+                },
                 _ = tokio::time::sleep_until(deadline) => return,
             }
         }
@@ -186,4 +195,81 @@ async fn assigned_partitions_are_read_from_the_fetch_queue_before_and_after_a_re
     assert_eq!(read.len(), first.from_queue.len() + second.from_queue.len());
     first.offsets();
     second.offsets();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_is_noticed_while_a_backlog_keeps_every_batch_full() {
+    const EVENTS: usize = 100_000;
+    let broker = TansuBroker::start();
+    let servers = broker.bootstrap_servers();
+    let sql_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        sql_dir.path().join("per_agent.sql"),
+        "SELECT agent_name, COUNT(*) AS n FROM agent_outcomes \
+         WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY agent_name",
+    )
+    .unwrap();
+    let group = format!("backlog-{}", uuid::Uuid::new_v4().simple());
+    let config = Config::from_source(&VarSource::new([
+        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
+        ("KAFKA_CONSUMER_GROUP", group.as_str()),
+        ("PROCESSOR_SQL_DIR", sql_dir.path().to_str().unwrap()),
+    ]))
+    .unwrap();
+    let topics = &config.topics;
+    ensure_topics(
+        &config.kafka.client_config(&servers),
+        &[
+            TopicSpec::new(&topics.outcomes, 2),
+            TopicSpec::new(&topics.metrics, 1),
+            TopicSpec::new(&topics.dead_letters, 1),
+        ],
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let producer: FutureProducer = config.kafka.producer_config(&servers).create().unwrap();
+    let payload = OutcomeEvent::builder("agent_a", "act")
+        .build()
+        .unwrap()
+        .to_json_vec()
+        .unwrap();
+    let keys = ["agent_a", "agent_b"];
+    for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(5_000) {
+        let sends = chunk.iter().map(|n| {
+            producer.send(
+                FutureRecord::to(&topics.outcomes)
+                    .key(keys[n % 2])
+                    .payload(&payload),
+                Duration::from_secs(30),
+            )
+        });
+        for result in futures::future::join_all(sends).await {
+            result.map_err(|(err, _)| err).unwrap();
+        }
+    }
+
+    let queries = QueryDefinition::load_dir(sql_dir.path()).await.unwrap();
+    let processor = Processor::new(&config, &servers, &queries).unwrap();
+    let stats = processor.stats();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(processor.run(async move {
+        let _ = stopped.await;
+    }));
+    wait_until(Duration::from_secs(60), "the first batch", || {
+        let consumed = stats.consumed();
+        async move { (consumed > 0).then_some(()) }
+    })
+    .await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the processor stopped")
+        .unwrap()
+        .unwrap();
+    let consumed = stats.consumed() as usize;
+    assert!(
+        consumed < EVENTS,
+        "stopped only once the backlog was read ({consumed} of {EVENTS})"
+    );
 }

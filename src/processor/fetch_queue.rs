@@ -25,7 +25,7 @@ use super::source::OutcomeConsumer;
 const CHUNK: usize = 1024;
 
 /// A librdkafka queue handle. librdkafka's queues are thread-safe.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueHandle(NonNull<rdsys::rd_kafka_queue_t>);
 
 // SAFETY: librdkafka locks its queues internally; the handle is a pointer to one.
@@ -61,6 +61,9 @@ unsafe extern "C" fn wake(_: *mut rdsys::rd_kafka_t, opaque: *mut c_void) {
 impl FetchQueue {
     /// A new, empty queue on `consumer`, which forwards the partitions it is assigned from
     /// now on to it.
+    ///
+    /// # Panics
+    /// If `consumer` already feeds a fetch queue.
     pub fn new(consumer: Arc<OutcomeConsumer>) -> Self {
         // SAFETY: the consumer's handle is live, and kept so by `self.consumer`.
         let raw = unsafe { rdsys::rd_kafka_queue_new(consumer.client().native_ptr()) };
@@ -74,7 +77,7 @@ impl FetchQueue {
                 Arc::as_ptr(&readable) as *mut c_void,
             );
         }
-        consumer.context().forward_to(Some(queue));
+        consumer.context().attach(queue);
         Self {
             queue,
             readable,
@@ -141,7 +144,7 @@ impl FetchQueue {
 
 impl Drop for FetchQueue {
     fn drop(&mut self) {
-        self.consumer.context().forward_to(None);
+        self.consumer.context().detach(self.queue);
         // SAFETY: the queue is live; switching the callback off (under the queue's lock)
         // guarantees `wake` no longer sees our `Notify`.
         unsafe {

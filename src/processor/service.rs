@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -30,6 +31,10 @@ use crate::metrics::server::Readiness;
 
 /// Messages read per batch at most.
 const MAX_BATCH: usize = 10_000;
+
+/// Events (one per call) taken from the consumer's own queue after a full batch. Statistics
+/// come every 2 s and a full batch every few milliseconds, so this keeps up with them.
+const CONSUMER_EVENTS_PER_BATCH: usize = 4;
 
 /// Errors that stop the processor (bad input never does).
 #[derive(Debug, thiserror::Error)]
@@ -198,7 +203,17 @@ impl Processor {
                     tracing::warn!(%err, "consumer error");
                 }
                 if batch.len() >= MAX_BATCH {
-                    break false;
+                    // A backlog keeps batches full and the wait below unreached: serve the
+                    // consumer's own queue (rebalances, statistics, commit results) and look
+                    // for a shutdown here too.
+                    for _ in 0..CONSUMER_EVENTS_PER_BATCH {
+                        match self.consumer.recv().now_or_never() {
+                            Some(Ok(message)) => batch.push(&message),
+                            Some(Err(err)) => tracing::warn!(%err, "consumer error"),
+                            None => {}
+                        }
+                    }
+                    break (&mut shutdown).now_or_never().is_some();
                 }
                 tokio::select! {
                     _ = &mut shutdown => break true,

@@ -37,8 +37,23 @@ impl SourceContext {
     }
 
     /// Sets the queue that partitions assigned from now on are forwarded to.
-    pub(super) fn forward_to(&self, queue: Option<QueueHandle>) {
-        *self.fetch_queue.lock().unwrap_or_else(|p| p.into_inner()) = queue;
+    ///
+    /// # Panics
+    /// If one is set already: librdkafka keeps a partition's fetch queue away from the
+    /// consumer's own queue once an application forwarded it, so two queues, or one dropped
+    /// and not replaced, would strand messages.
+    pub(super) fn attach(&self, queue: QueueHandle) {
+        let mut slot = self.fetch_queue.lock().unwrap_or_else(|p| p.into_inner());
+        assert!(slot.is_none(), "a consumer feeds one fetch queue");
+        *slot = Some(queue);
+    }
+
+    /// Stops forwarding to `queue` (it is being dropped).
+    pub(super) fn detach(&self, queue: QueueHandle) {
+        let mut slot = self.fetch_queue.lock().unwrap_or_else(|p| p.into_inner());
+        if *slot == Some(queue) {
+            *slot = None;
+        }
     }
 
     fn push(&self, change: Reassignment) {
