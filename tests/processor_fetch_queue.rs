@@ -16,7 +16,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use common::broker::TansuBroker;
-use common::topic::send_one;
+use common::topic::{read_raw, send_one};
 use common::wait_until;
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::OutcomeEvent;
@@ -24,7 +24,7 @@ use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::processor::batch::ConsumedBatch;
 use feedback_pipeline::processor::fetch_queue::FetchQueue;
 use feedback_pipeline::processor::query::QueryDefinition;
-use feedback_pipeline::processor::service::Processor;
+use feedback_pipeline::processor::service::{Processor, ProcessorError};
 use feedback_pipeline::processor::source::{OutcomeConsumer, create_consumer};
 use feedback_pipeline::processor::stats::ProcessorStats;
 
@@ -197,65 +197,106 @@ async fn assigned_partitions_are_read_from_the_fetch_queue_before_and_after_a_re
     second.offsets();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shutdown_is_noticed_while_a_backlog_keeps_every_batch_full() {
-    const EVENTS: usize = 100_000;
-    let broker = TansuBroker::start();
-    let servers = broker.bootstrap_servers();
-    let sql_dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        sql_dir.path().join("per_agent.sql"),
-        "SELECT agent_name, COUNT(*) AS n FROM agent_outcomes \
-         WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY agent_name",
-    )
-    .unwrap();
-    let group = format!("backlog-{}", uuid::Uuid::new_v4().simple());
-    let config = Config::from_source(&VarSource::new([
-        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
-        ("KAFKA_CONSUMER_GROUP", group.as_str()),
-        ("PROCESSOR_SQL_DIR", sql_dir.path().to_str().unwrap()),
-    ]))
-    .unwrap();
-    let topics = &config.topics;
-    ensure_topics(
-        &config.kafka.client_config(&servers),
-        &[
-            TopicSpec::new(&topics.outcomes, 2),
-            TopicSpec::new(&topics.metrics, 1),
-            TopicSpec::new(&topics.dead_letters, 1),
-        ],
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
-    let producer: FutureProducer = config.kafka.producer_config(&servers).create().unwrap();
-    let payload = OutcomeEvent::builder("agent_a", "act")
-        .build()
-        .unwrap()
-        .to_json_vec()
+/// A broker with `events` valid events of `agents` agents (one event time per millisecond)
+/// on a `partitions`-partition outcome topic, the processor's config for `group` with a 1 h
+/// tumbling count per agent, and the events' agents.
+struct Backlog {
+    broker: TansuBroker,
+    config: Config,
+    sql_dir: tempfile::TempDir,
+    agents: Vec<String>,
+}
+
+impl Backlog {
+    async fn new(events: usize, agents: usize, partitions: i32, vars: &[(&str, &str)]) -> Self {
+        let broker = TansuBroker::start();
+        let servers = broker.bootstrap_servers();
+        let sql_dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            sql_dir.path().join("per_agent.sql"),
+            "SELECT agent_name, COUNT(*) AS n FROM agent_outcomes \
+             WINDOW TUMBLING (SIZE 1 HOUR) GROUP BY agent_name",
+        )
         .unwrap();
-    let keys = ["agent_a", "agent_b"];
-    for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(5_000) {
-        let sends = chunk.iter().map(|n| {
-            producer.send(
-                FutureRecord::to(&topics.outcomes)
-                    .key(keys[n % 2])
-                    .payload(&payload),
-                Duration::from_secs(30),
-            )
-        });
-        for result in futures::future::join_all(sends).await {
-            result.map_err(|(err, _)| err).unwrap();
+        let group = format!("backlog-{}", uuid::Uuid::new_v4().simple());
+        let mut all_vars = vec![
+            ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
+            ("KAFKA_CONSUMER_GROUP", group.as_str()),
+            ("PROCESSOR_SQL_DIR", sql_dir.path().to_str().unwrap()),
+        ];
+        all_vars.extend_from_slice(vars);
+        let config = Config::from_source(&VarSource::new(all_vars)).unwrap();
+        let topics = &config.topics;
+        ensure_topics(
+            &config.kafka.client_config(&servers),
+            &[
+                TopicSpec::new(&topics.outcomes, partitions),
+                TopicSpec::new(&topics.metrics, 1),
+                TopicSpec::new(&topics.dead_letters, 1),
+            ],
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        let producer: FutureProducer = config.kafka.producer_config(&servers).create().unwrap();
+        let agents: Vec<String> = (0..agents).map(|a| format!("agent_{a}")).collect();
+        let base = chrono::Utc::now() - chrono::Duration::hours(3);
+        let payloads: Vec<Vec<u8>> = (0..events)
+            .map(|n| {
+                let mut event = OutcomeEvent::builder(&agents[n % agents.len()], "act")
+                    .build()
+                    .unwrap();
+                event.timestamp = base + chrono::Duration::milliseconds(n as i64);
+                event.to_json_vec().unwrap()
+            })
+            .collect();
+        for chunk in (0..events).collect::<Vec<_>>().chunks(5_000) {
+            let sends = chunk.iter().map(|&n| {
+                producer.send(
+                    FutureRecord::to(&topics.outcomes)
+                        .key(&agents[n % agents.len()])
+                        .payload(&payloads[n]),
+                    Duration::from_secs(30),
+                )
+            });
+            for result in futures::future::join_all(sends).await {
+                result.map_err(|(err, _)| err).unwrap();
+            }
+        }
+        Self {
+            broker,
+            config,
+            sql_dir,
+            agents,
         }
     }
 
-    let queries = QueryDefinition::load_dir(sql_dir.path()).await.unwrap();
-    let processor = Processor::new(&config, &servers, &queries).unwrap();
-    let stats = processor.stats();
+    async fn processor(&self) -> Processor {
+        let queries = QueryDefinition::load_dir(self.sql_dir.path())
+            .await
+            .unwrap();
+        Processor::new(&self.config, &self.broker.bootstrap_servers(), &queries).unwrap()
+    }
+}
+
+type Running = tokio::task::JoinHandle<Result<(), ProcessorError>>;
+
+/// Runs `processor` until the returned sender is used (or dropped).
+fn start(processor: Processor) -> (tokio::sync::oneshot::Sender<()>, Running) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(processor.run(async move {
+    let run = tokio::spawn(processor.run(async move {
         let _ = stopped.await;
     }));
+    (stop, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_is_noticed_while_a_backlog_keeps_every_batch_full() {
+    const EVENTS: usize = 100_000;
+    let backlog = Backlog::new(EVENTS, 2, 2, &[]).await;
+    let processor = backlog.processor().await;
+    let stats = processor.stats();
+    let (stop, running) = start(processor);
     wait_until(Duration::from_secs(60), "the first batch", || {
         let consumed = stats.consumed();
         async move { (consumed > 0).then_some(()) }
@@ -272,4 +313,67 @@ async fn a_shutdown_is_noticed_while_a_backlog_keeps_every_batch_full() {
         consumed < EVENTS,
         "stopped only once the backlog was read ({consumed} of {EVENTS})"
     );
+}
+
+/// A second instance joining while the first reads a backlog revokes and re-assigns the
+/// first one's partitions within one of its (long) ticks; every agent's count must still be
+/// whole: nothing read after the re-assignment may be dropped with what the revocation
+/// dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_in_the_middle_of_a_backlog_loses_no_event() {
+    const EVENTS: usize = 60_000;
+    const AGENTS: usize = 8;
+    let backlog = Backlog::new(
+        EVENTS,
+        AGENTS,
+        4,
+        &[
+            ("PROCESSOR_TICK_MS", "5000"),
+            ("WINDOW_IDLE_CLOSE_MS", "1500"),
+        ],
+    )
+    .await;
+    let first = backlog.processor().await;
+    let stats = first.stats();
+    let mut running = vec![start(first)];
+    wait_until(
+        Duration::from_secs(60),
+        "the first instance reading",
+        || {
+            let consumed = stats.consumed();
+            async move { (consumed >= 5_000).then_some(()) }
+        },
+    )
+    .await;
+    running.push(start(backlog.processor().await));
+
+    let servers = backlog.broker.bootstrap_servers();
+    let metrics = &backlog.config.topics.metrics;
+    let counts: BTreeMap<String, u64> = wait_until(
+        Duration::from_secs(180),
+        "a count for every agent",
+        || async {
+            let mut counts = BTreeMap::new();
+            for message in read_raw(&servers, metrics, usize::MAX, Duration::from_secs(2)).await {
+                let value: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+                let agent = value["agent_name"].as_str().unwrap().to_owned();
+                let n = value["n"].as_u64().unwrap();
+                if let Some(previous) = counts.insert(agent.clone(), n) {
+                    assert_eq!(previous, n, "{agent}'s count changed when emitted again");
+                }
+            }
+            (counts.len() == AGENTS).then_some(counts)
+        },
+    )
+    .await;
+    for (stop, run) in running {
+        let _ = stop.send(());
+        run.await.unwrap().unwrap();
+    }
+    let expected: BTreeMap<String, u64> = backlog
+        .agents
+        .iter()
+        .map(|agent| (agent.clone(), (EVENTS / AGENTS) as u64))
+        .collect();
+    assert_eq!(counts, expected);
 }

@@ -197,6 +197,13 @@ impl Processor {
             let deadline = tokio::time::Instant::now() + self.tick;
             batch.clear();
             let stop = loop {
+                // A rebalance ends the batch before anything else is read: the batch then
+                // holds only messages of the assignment the change revokes, which are dropped
+                // and fetched again, never messages of the new one (dropping those would
+                // leave a gap that later commits pass over).
+                if self.consumer.context().has_changes() {
+                    break false;
+                }
                 // Take what librdkafka has already fetched without waiting: a timer and a
                 // wake-up per message cost more than decoding it.
                 if let Err(err) = self.fetch_queue.read_into(&mut batch, MAX_BATCH) {

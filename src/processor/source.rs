@@ -1,6 +1,7 @@
 //! The source: a consumer in the processor's group on `agent-outcomes`, with manual commits
 //! and rebalances handed to the processing loop.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::ClientContext;
@@ -25,6 +26,8 @@ pub enum Reassignment {
 /// statistics into the consumer-lag gauge.
 pub struct SourceContext {
     changes: Mutex<Vec<Reassignment>>,
+    /// Set while `changes` is not empty.
+    changed: AtomicBool,
     stats: Arc<ProcessorStats>,
     /// Where assigned partitions' messages go; `None`: the consumer's own queue.
     fetch_queue: Mutex<Option<QueueHandle>>,
@@ -33,7 +36,14 @@ pub struct SourceContext {
 impl SourceContext {
     /// Takes the queued changes, oldest first.
     pub fn take_changes(&self) -> Vec<Reassignment> {
-        std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()))
+        let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        self.changed.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *changes)
+    }
+
+    /// Whether changes are queued (without taking the lock).
+    pub fn has_changes(&self) -> bool {
+        self.changed.load(Ordering::Relaxed)
     }
 
     /// Sets the queue that partitions assigned from now on are forwarded to.
@@ -57,10 +67,9 @@ impl SourceContext {
     }
 
     fn push(&self, change: Reassignment) {
-        self.changes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(change);
+        let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        changes.push(change);
+        self.changed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -155,6 +164,7 @@ pub fn create_consumer(
         .set("partition.assignment.strategy", "range");
     config.create_with_context(SourceContext {
         changes: Mutex::default(),
+        changed: AtomicBool::new(false),
         stats,
         fetch_queue: Mutex::default(),
     })
