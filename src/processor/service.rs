@@ -32,9 +32,10 @@ use crate::metrics::server::Readiness;
 /// Messages read per batch at most.
 const MAX_BATCH: usize = 10_000;
 
-/// Events (one per call) taken from the consumer's own queue after a full batch. Statistics
-/// come every 2 s and a full batch every few milliseconds, so this keeps up with them.
-const CONSUMER_EVENTS_PER_BATCH: usize = 4;
+/// Calls serving the consumer's own queue after a full batch; each serves at most one event
+/// (statistics, librdkafka log lines, errors, rebalances). Statistics come every 2 s and a
+/// full batch every few milliseconds, so this keeps up even with librdkafka debug logging.
+const CONSUMER_EVENTS_PER_BATCH: usize = 16;
 
 /// Errors that stop the processor (bad input never does).
 #[derive(Debug, thiserror::Error)]
@@ -211,8 +212,8 @@ impl Processor {
                 }
                 if batch.len() >= MAX_BATCH {
                     // A backlog keeps batches full and the wait below unreached: serve the
-                    // consumer's own queue (rebalances, statistics, commit results) and look
-                    // for a shutdown here too.
+                    // consumer's own queue (rebalances, statistics, errors) and look for a
+                    // shutdown here too.
                     for _ in 0..CONSUMER_EVENTS_PER_BATCH {
                         match self.consumer.recv().now_or_never() {
                             Some(Ok(message)) => batch.push(&message),
@@ -224,6 +225,8 @@ impl Processor {
                 }
                 tokio::select! {
                     _ = &mut shutdown => break true,
+                    // A rebalance served by `recv` below: end the batch now, not at the tick.
+                    _ = self.consumer.context().changed() => break false,
                     _ = self.fetch_queue.readable() => {}
                     // Serves rebalances, statistics and errors; messages come through the
                     // fetch queue once partitions are forwarded there.
@@ -244,6 +247,9 @@ impl Processor {
                 tracing::info!("processor stopping; safe offsets committed");
                 return Ok(());
             }
+            // While a backlog lasts the loop never waits: let the tasks it spawned (result
+            // sends) run instead of sitting in this worker's slot until the next commit.
+            tokio::task::yield_now().await;
         }
     }
 

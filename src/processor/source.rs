@@ -28,6 +28,8 @@ pub struct SourceContext {
     changes: Mutex<Vec<Reassignment>>,
     /// Set while `changes` is not empty.
     changed: AtomicBool,
+    /// Signalled on every queued change.
+    change_queued: tokio::sync::Notify,
     stats: Arc<ProcessorStats>,
     /// Where assigned partitions' messages go; `None`: the consumer's own queue.
     fetch_queue: Mutex<Option<QueueHandle>>,
@@ -44,6 +46,11 @@ impl SourceContext {
     /// Whether changes are queued (without taking the lock).
     pub fn has_changes(&self) -> bool {
         self.changed.load(Ordering::Relaxed)
+    }
+
+    /// Completes once a change is queued after the last wait (or one was queued since).
+    pub async fn changed(&self) {
+        self.change_queued.notified().await;
     }
 
     /// Sets the queue that partitions assigned from now on are forwarded to.
@@ -70,6 +77,7 @@ impl SourceContext {
         let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         changes.push(change);
         self.changed.store(true, Ordering::Relaxed);
+        self.change_queued.notify_one();
     }
 }
 
@@ -165,6 +173,7 @@ pub fn create_consumer(
     config.create_with_context(SourceContext {
         changes: Mutex::default(),
         changed: AtomicBool::new(false),
+        change_queued: tokio::sync::Notify::new(),
         stats,
         fetch_queue: Mutex::default(),
     })
