@@ -212,8 +212,12 @@ impl WindowEngine {
     }
 
     /// Notes the partitions that still have messages to read (never idle).
-    pub fn set_lagging(&mut self, lagging: std::collections::HashSet<i32>) {
-        self.watermark.set_lagging(lagging);
+    pub fn set_lagging(
+        &mut self,
+        lagging: std::collections::HashSet<i32>,
+        reported: std::collections::HashSet<i32>,
+    ) {
+        self.watermark.set_lagging(lagging, reported);
     }
 
     /// Moves the watermark and closes every window it has passed.

@@ -359,8 +359,8 @@ impl Processor {
             }
         }
         let wall_now = chrono::Utc::now().timestamp_millis();
-        self.engine
-            .set_lagging(self.stats.lagging(&self.outcome_topic));
+        let (lagging, reported) = self.stats.backlog(&self.outcome_topic);
+        self.engine.set_lagging(lagging, reported);
         let closed_windows = self.engine.advance(now, wall_now)?;
         let emitting = !closed_windows.is_empty();
         let mut alerts = Vec::new();

@@ -2,6 +2,7 @@
 //! tests also read through [`ProcessorStats::snapshot`].
 
 use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use prometheus::core::{Collector, Desc};
@@ -236,25 +237,37 @@ impl ProcessorStats {
             .with_label_values(&[topic, &partition.to_string()])
             .set(lag);
     }
-    /// Partitions of `topic` whose last reported consumer lag is above 0.
-    pub(crate) fn lagging(&self, topic: &str) -> std::collections::HashSet<i32> {
-        self.consumer_lag
+    /// Partitions of `topic` whose last reported consumer lag is above 0, and all partitions
+    /// of `topic` with a report at all.
+    pub(crate) fn backlog(&self, topic: &str) -> (HashSet<i32>, HashSet<i32>) {
+        let mut lagging = HashSet::new();
+        let mut reported = HashSet::new();
+        for metric in self
+            .consumer_lag
             .collect()
             .iter()
             .flat_map(|family| family.get_metric())
-            .filter(|m| m.get_gauge().get_value() > 0.0)
-            .filter(|m| {
-                m.get_label()
-                    .iter()
-                    .any(|l| l.name() == "topic" && l.value() == topic)
-            })
-            .filter_map(|m| {
-                m.get_label()
-                    .iter()
-                    .find(|l| l.name() == "partition")
-                    .and_then(|l| l.value().parse().ok())
-            })
-            .collect()
+        {
+            let labels = metric.get_label();
+            if !labels
+                .iter()
+                .any(|l| l.name() == "topic" && l.value() == topic)
+            {
+                continue;
+            }
+            let Some(partition) = labels
+                .iter()
+                .find(|l| l.name() == "partition")
+                .and_then(|l| l.value().parse().ok())
+            else {
+                continue;
+            };
+            reported.insert(partition);
+            if metric.get_gauge().get_value() > 0.0 {
+                lagging.insert(partition);
+            }
+        }
+        (lagging, reported)
     }
 
     pub(crate) fn forget_partition(&self, topic: &str, partition: i32) {

@@ -18,6 +18,10 @@ struct PartitionProgress {
     bound: Millis,
 }
 
+/// How much longer than the idle time a partition that has delivered nothing waits for its
+/// first backlog report before it counts as idle anyway.
+const UNREPORTED_GRACE: Duration = Duration::from_secs(5);
+
 /// The watermark of one consumer's assigned partitions.
 #[derive(Debug)]
 pub struct WatermarkTracker {
@@ -27,6 +31,8 @@ pub struct WatermarkTracker {
     watermark: Millis,
     /// Partitions with a backlog: a quiet one is starved by the fetcher, not idle.
     lagging: std::collections::HashSet<i32>,
+    /// Partitions whose backlog librdkafka has reported (every 2 s).
+    reported: std::collections::HashSet<i32>,
     /// Partitions idle at the last advance (to log when one goes idle).
     reported_idle: std::collections::HashSet<i32>,
 }
@@ -41,6 +47,7 @@ impl WatermarkTracker {
             partitions: HashMap::new(),
             watermark: Millis::MIN,
             lagging: Default::default(),
+            reported: Default::default(),
             reported_idle: Default::default(),
         }
     }
@@ -74,13 +81,28 @@ impl WatermarkTracker {
 
     /// Notes which partitions still have messages to read (consumer lag above 0): they are
     /// never idle, so reading a backlog does not close windows on the clock.
-    pub fn set_lagging(&mut self, lagging: std::collections::HashSet<i32>) {
+    /// `reported`: the partitions with a backlog report at all.
+    pub fn set_lagging(
+        &mut self,
+        lagging: std::collections::HashSet<i32>,
+        reported: std::collections::HashSet<i32>,
+    ) {
         self.lagging = lagging;
+        self.reported = reported;
     }
 
     fn is_idle(&self, partition: i32, progress: &PartitionProgress, now: Instant) -> bool {
-        now.duration_since(progress.last_seen) >= self.idle_after
-            && !self.lagging.contains(&partition)
+        if self.lagging.contains(&partition) {
+            return false;
+        }
+        let quiet = now.duration_since(progress.last_seen);
+        // Nothing read yet and no backlog report: the first fetch may still be on its way,
+        // and a backlog taken for idle would be dead-lettered as late. Wait for the report
+        // (librdkafka's statistics, every 2 s), within a bound.
+        if progress.max_event_time == Millis::MIN && !self.reported.contains(&partition) {
+            return quiet >= self.idle_after + UNREPORTED_GRACE;
+        }
+        quiet >= self.idle_after
     }
 
     /// Number of partitions tracked (assigned, not yet revoked).
@@ -213,10 +235,41 @@ mod tests {
         let mut tracker = WatermarkTracker::new(Duration::from_millis(100), Duration::from_secs(5));
         tracker.observe(0, 10_000, start);
         tracker.observe(1, 2_000, start);
-        tracker.set_lagging([1].into());
+        tracker.set_lagging([1].into(), [0, 1].into());
         tracker.observe(0, 20_000, start + Duration::from_secs(6));
         // Partition 1 is starved, not done: it still holds the watermark and its own bound.
         assert_eq!(tracker.advance(start + Duration::from_secs(6), 0), 1_900);
         assert_eq!(tracker.partition_bound(1), 1_900);
+    }
+
+    #[test]
+    fn a_partition_that_delivered_nothing_waits_for_its_backlog_report() {
+        let start = Instant::now();
+        let mut tracker = WatermarkTracker::new(Duration::from_millis(100), Duration::from_secs(1));
+        tracker.assign(0, start);
+        let wall = 1_000_000;
+        // Past the idle time but no report yet: still holding the watermark back.
+        assert_eq!(
+            tracker.advance(start + Duration::from_secs(2), wall),
+            Millis::MIN
+        );
+        // Reported with no backlog: idle, and event time follows the clock.
+        tracker.set_lagging([].into(), [0].into());
+        assert_eq!(
+            tracker.advance(start + Duration::from_secs(2), wall),
+            wall - 100
+        );
+        // Never reported: idle once the grace has passed too.
+        let mut unreported =
+            WatermarkTracker::new(Duration::from_millis(100), Duration::from_secs(1));
+        unreported.assign(0, start);
+        assert_eq!(
+            unreported.advance(start + Duration::from_secs(5), wall),
+            Millis::MIN
+        );
+        assert_eq!(
+            unreported.advance(start + Duration::from_secs(7), wall),
+            wall - 100
+        );
     }
 }
