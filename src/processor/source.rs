@@ -1,7 +1,6 @@
 //! The source: a consumer in the processor's group on `agent-outcomes`, with manual commits
 //! and rebalances handed to the processing loop.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::ClientContext;
@@ -10,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, Stre
 use rdkafka::error::KafkaResult;
 use rdkafka::statistics::Statistics;
 
-use super::fetch_queue::{QueueHandle, forward_partitions};
+use super::fetch_queue::{QueueHandle, forward_partition};
 use super::stats::ProcessorStats;
 
 /// A partition assignment change the loop must act on.
@@ -26,8 +25,6 @@ pub enum Reassignment {
 /// statistics into the consumer-lag gauge.
 pub struct SourceContext {
     changes: Mutex<Vec<Reassignment>>,
-    /// Set while `changes` is not empty.
-    changed: AtomicBool,
     /// Signalled on every queued change.
     change_queued: tokio::sync::Notify,
     stats: Arc<ProcessorStats>,
@@ -38,14 +35,16 @@ pub struct SourceContext {
 impl SourceContext {
     /// Takes the queued changes, oldest first.
     pub fn take_changes(&self) -> Vec<Reassignment> {
-        let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        self.changed.store(false, Ordering::Relaxed);
-        std::mem::take(&mut *changes)
+        std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Whether changes are queued (without taking the lock).
+    /// Whether changes are queued.
     pub fn has_changes(&self) -> bool {
-        self.changed.load(Ordering::Relaxed)
+        !self
+            .changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 
     /// Completes once a change is queued after the last wait (or one was queued since).
@@ -74,9 +73,10 @@ impl SourceContext {
     }
 
     fn push(&self, change: Reassignment) {
-        let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        changes.push(change);
-        self.changed.store(true, Ordering::Relaxed);
+        self.changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(change);
         self.change_queued.notify_one();
     }
 }
@@ -130,11 +130,11 @@ impl ConsumerContext for SourceContext {
                         // SAFETY: the client handle is live while it calls us; the queue is
                         // live while it is set here (its drop clears it under this lock).
                         unsafe {
-                            forward_partitions(
+                            forward_partition(
                                 consumer.client().native_ptr(),
                                 queue,
                                 element.topic(),
-                                &[element.partition()],
+                                element.partition(),
                             )
                         };
                     }
@@ -172,7 +172,6 @@ pub fn create_consumer(
         .set("partition.assignment.strategy", "range");
     config.create_with_context(SourceContext {
         changes: Mutex::default(),
-        changed: AtomicBool::new(false),
         change_queued: tokio::sync::Notify::new(),
         stats,
         fetch_queue: Mutex::default(),
