@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use prometheus::Registry;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use common::broker::TansuBroker;
-use common::topic::{read_raw, send_one};
+use common::topic::{read_raw, send_all, send_one};
 use common::wait_until;
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::OutcomeEvent;
@@ -241,28 +241,22 @@ impl Backlog {
         let producer: FutureProducer = config.kafka.producer_config(&servers).create().unwrap();
         let agents: Vec<String> = (0..agents).map(|a| format!("agent_{a}")).collect();
         let base = chrono::Utc::now() - chrono::Duration::hours(3);
-        let payloads: Vec<Vec<u8>> = (0..events)
+        let records: Vec<(String, Vec<u8>)> = (0..events)
             .map(|n| {
-                let mut event = OutcomeEvent::builder(&agents[n % agents.len()], "act")
-                    .build()
-                    .unwrap();
+                let agent = &agents[n % agents.len()];
+                let mut event = OutcomeEvent::builder(agent, "act").build().unwrap();
                 event.timestamp = base + chrono::Duration::milliseconds(n as i64);
-                event.to_json_vec().unwrap()
+                (agent.clone(), event.to_json_vec().unwrap())
             })
             .collect();
-        for chunk in (0..events).collect::<Vec<_>>().chunks(5_000) {
-            let sends = chunk.iter().map(|&n| {
-                producer.send(
-                    FutureRecord::to(&topics.outcomes)
-                        .key(&agents[n % agents.len()])
-                        .payload(&payloads[n]),
-                    Duration::from_secs(30),
-                )
-            });
-            for result in futures::future::join_all(sends).await {
-                result.map_err(|(err, _)| err).unwrap();
-            }
-        }
+        send_all(
+            &producer,
+            &topics.outcomes,
+            &records,
+            5_000,
+            Duration::from_secs(30),
+        )
+        .await;
         Self {
             broker,
             config,

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use serde_json::Value;
 
 use common::broker::TansuBroker;
-use common::topic::{read_raw, send_one};
+use common::topic::{read_raw, send_all, send_one};
 use common::wait_until;
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
@@ -121,19 +121,14 @@ async fn windows_match_a_plain_loop_and_bad_input_goes_to_the_dead_letter_topic(
         sends.push((event.agent_name.clone(), payload));
         good.push(event);
     }
-    for chunk in sends.chunks(500) {
-        let futures = chunk.iter().map(|(key, payload)| {
-            producer.send(
-                FutureRecord::to(&topics.outcomes).key(key).payload(payload),
-                Duration::from_secs(10),
-            )
-        });
-        for result in futures::future::join_all(futures).await {
-            if let Err((err, _)) = result {
-                panic!("producing failed: {err}");
-            }
-        }
-    }
+    send_all(
+        &producer,
+        &topics.outcomes,
+        &sends,
+        500,
+        Duration::from_secs(10),
+    )
+    .await;
     let bad_count = sends.len() - good.len();
 
     let queries = QueryDefinition::load_dir(sql_dir.path()).await.unwrap();

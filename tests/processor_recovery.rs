@@ -8,11 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use serde_json::Value;
 
 use common::broker::TansuBroker;
-use common::topic::read_raw;
+use common::topic::{read_raw, send_all};
 use common::wait_until;
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
@@ -112,23 +112,18 @@ impl Setup {
     }
 
     async fn produce(&self, topic: &str, events: &[OutcomeEvent]) {
-        for chunk in events.chunks(500) {
-            let payloads: Vec<_> = chunk
-                .iter()
-                .map(|e| (e.agent_name.clone(), e.to_json_vec().unwrap()))
-                .collect();
-            let sends = payloads.iter().map(|(key, payload)| {
-                self.producer.send(
-                    FutureRecord::to(topic).key(key).payload(payload),
-                    Duration::from_secs(10),
-                )
-            });
-            for result in futures::future::join_all(sends).await {
-                if let Err((err, _)) = result {
-                    panic!("producing failed: {err}");
-                }
-            }
-        }
+        let records: Vec<_> = events
+            .iter()
+            .map(|e| (e.agent_name.clone(), e.to_json_vec().unwrap()))
+            .collect();
+        send_all(
+            &self.producer,
+            topic,
+            &records,
+            500,
+            Duration::from_secs(10),
+        )
+        .await;
     }
 
     /// Runs one in-process instance over everything on `topic`; returns key → value.

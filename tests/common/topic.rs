@@ -21,6 +21,27 @@ pub async fn send_one(producer: &FutureProducer, topic: &str, key: &str, payload
         .unwrap();
 }
 
+/// Sends `records` (key, payload), `chunk` at a time, each chunk's acknowledgements awaited
+/// within `timeout`; panics if any send fails.
+pub async fn send_all(
+    producer: &FutureProducer,
+    topic: &str,
+    records: &[(String, Vec<u8>)],
+    chunk: usize,
+    timeout: Duration,
+) {
+    for records in records.chunks(chunk) {
+        let sends = records.iter().map(|(key, payload)| {
+            producer.send(FutureRecord::to(topic).key(key).payload(payload), timeout)
+        });
+        for result in futures::future::join_all(sends).await {
+            if let Err((err, _)) = result {
+                panic!("producing failed: {err}");
+            }
+        }
+    }
+}
+
 /// Consumes `topic` from the beginning until `expected` distinct event ids were seen or
 /// `timeout` passed; returns the events by id and the total number of messages read.
 pub async fn read_events(
