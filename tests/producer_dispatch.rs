@@ -95,6 +95,10 @@ async fn a_panicking_agent_is_recorded_and_the_dispatcher_survives() {
     let error = result.error.unwrap();
     assert_eq!(error.error_type, "panic");
     assert!(error.message.contains("agent blew up"), "{}", error.message);
+    // Recorded like an error: with the stack where the agent panicked.
+    let recorded = pipeline.get_recent_events(1, Some(OutcomeStatus::Failure), None);
+    let stack_trace = recorded[0].stack_trace.as_deref().unwrap_or_default();
+    assert!(stack_trace.contains("common/agents.rs"), "{stack_trace}");
 
     let healthy = ScriptedAgent::new("healthy", Behaviour::Succeed);
     let after = dispatcher

@@ -1,9 +1,14 @@
 //! Running an agent's action once or with retries: timing out, catching panics.
 
-use std::panic::AssertUnwindSafe;
+use std::backtrace::Backtrace;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Once;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::FutureExt;
 use serde_json::Value;
 
 use crate::producer::agent::{ActionContext, Agent, AgentError};
@@ -16,8 +21,9 @@ pub(crate) enum Attempt {
     Succeeded(Value),
     /// The agent returned an error.
     Failed(AgentError),
-    /// The agent panicked; the panic message.
-    Panicked(String),
+    /// The agent panicked: the panic message, and the backtrace taken where it panicked
+    /// (`None` if another panic hook replaced ours).
+    Panicked(String, Option<String>),
     /// The attempt exceeded its time limit.
     TimedOut(Duration),
 }
@@ -27,7 +33,7 @@ impl Attempt {
         match self {
             Self::Failed(error) => error.is_retryable(),
             Self::TimedOut(_) => true,
-            Self::Succeeded(_) | Self::Panicked(_) => false,
+            Self::Succeeded(_) | Self::Panicked(..) => false,
         }
     }
 }
@@ -58,7 +64,7 @@ async fn run_once(
     timeout: Option<Duration>,
 ) -> Attempt {
     // A panic stays inside this task: the dispatcher and its caller carry on.
-    let guarded = AssertUnwindSafe(agent.execute(input, context)).catch_unwind();
+    let guarded = CatchPanic(agent.execute(input, context));
     let outcome = match timeout {
         Some(limit) => match tokio::time::timeout(limit, guarded).await {
             Ok(outcome) => outcome,
@@ -69,7 +75,56 @@ async fn run_once(
     match outcome {
         Ok(Ok(value)) => Attempt::Succeeded(value),
         Ok(Err(error)) => Attempt::Failed(error),
-        Err(payload) => Attempt::Panicked(panic_message(payload.as_ref())),
+        Err((message, backtrace)) => Attempt::Panicked(message, backtrace),
+    }
+}
+
+thread_local! {
+    /// Set while an agent's future is polled on this thread: the panic hook then keeps a
+    /// backtrace for the dispatcher. Other panics in the process are left alone.
+    static POLLING_AGENT: Cell<bool> = const { Cell::new(false) };
+    static AGENT_PANIC_BACKTRACE: RefCell<Option<Backtrace>> = const { RefCell::new(None) };
+}
+
+/// Installs, once per process, a panic hook that takes a backtrace when an agent panics and
+/// then calls the hook it replaced. `catch_unwind` only sees the payload: the stack where the
+/// panic happened is gone by the time it returns.
+fn install_panic_hook() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if POLLING_AGENT.get() {
+                AGENT_PANIC_BACKTRACE.set(Some(Backtrace::force_capture()));
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// The future of an agent's `execute`.
+type AgentFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, AgentError>> + Send + 'a>>;
+
+/// An agent's future with its panics caught: `Err((message, backtrace))`.
+struct CatchPanic<'a>(AgentFuture<'a>);
+
+impl Future for CatchPanic<'_> {
+    type Output = Result<Result<Value, AgentError>, (String, Option<String>)>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        install_panic_hook();
+        // Per poll, not per call: a multi-threaded runtime may poll each time on another thread.
+        POLLING_AGENT.set(true);
+        AGENT_PANIC_BACKTRACE.set(None);
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx)));
+        POLLING_AGENT.set(false);
+        match polled {
+            Ok(poll) => poll.map(Ok),
+            Err(payload) => {
+                let backtrace = AGENT_PANIC_BACKTRACE.take().map(|trace| trace.to_string());
+                Poll::Ready(Err((panic_message(payload.as_ref()), backtrace)))
+            }
+        }
     }
 }
 

@@ -294,14 +294,14 @@ impl ActionDispatcher {
                 }),
                 Some(error.backtrace().to_string()),
             ),
-            Attempt::Panicked(message) => (
+            Attempt::Panicked(message, backtrace) => (
                 OutcomeStatus::Failure,
                 None,
                 Some(DispatchError {
                     error_type: "panic".into(),
                     message,
                 }),
-                None,
+                backtrace,
             ),
             Attempt::TimedOut(limit) => (
                 OutcomeStatus::Timeout,
