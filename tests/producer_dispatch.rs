@@ -416,6 +416,26 @@ async fn a_failing_step_stops_or_continues_by_policy() {
         workflow_event.error_type.as_deref(),
         Some("WorkflowStepFailed")
     );
+    assert_eq!(
+        workflow_event.error_message.as_deref(),
+        Some("b: Invalid data format")
+    );
+
+    // The workflow event quotes the step's error: the sanitizer sees it too.
+    let pipeline = self::pipeline();
+    let redacting = ActionDispatcher::new(pipeline.clone()).with_sanitizer(
+        |event: &mut feedback_pipeline::OutcomeEvent| {
+            if event.error_message.is_some() {
+                event.error_message = Some("[redacted]".into());
+            }
+        },
+    );
+    OrchestrationDispatcher::new(redacting)
+        .execute_workflow(&agents(&list), "task", &[])
+        .await;
+    let events = pipeline.get_recent_events(10, Some(OutcomeStatus::Failure), None);
+    let messages: Vec<_> = events.iter().map(|e| e.error_message.as_deref()).collect();
+    assert_eq!(messages, [Some("[redacted]"), Some("[redacted]")]);
 
     let pipeline = self::pipeline();
     let carry_on = OrchestrationDispatcher::new(ActionDispatcher::new(pipeline.clone()))

@@ -216,13 +216,12 @@ impl OrchestrationDispatcher {
             builder = builder.error("WorkflowStepFailed", format!("{}: {message}", first.agent));
         }
         let event_id = match builder.status(status).build() {
-            Ok(event) => match self.dispatcher.pipeline().record_outcome(event) {
-                Ok(event) => event.event_id.clone(),
-                Err(err) => {
-                    tracing::error!(%err, "workflow event refused");
-                    String::new()
-                }
-            },
+            // Through the dispatcher's sanitizer: the event quotes a step's error message.
+            Ok(event) => self
+                .dispatcher
+                .record(event)
+                .map(|event| event.event_id.clone())
+                .unwrap_or_default(),
             Err(err) => {
                 tracing::error!(%err, "workflow event invalid");
                 String::new()

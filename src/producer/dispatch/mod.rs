@@ -351,8 +351,9 @@ impl ActionDispatcher {
         }
     }
 
-    /// Sanitizes and records an event; `None` if the pipeline refused it.
-    fn record(&self, mut event: OutcomeEvent) -> Option<Arc<OutcomeEvent>> {
+    /// Sanitizes and records an event; `None` if the pipeline refused it. The orchestrator
+    /// records its workflow events here too, so the sanitizer sees every event.
+    pub(crate) fn record(&self, mut event: OutcomeEvent) -> Option<Arc<OutcomeEvent>> {
         let Some(sanitizer) = &self.sanitizer else {
             // RunInfo::event validated it.
             return Some(self.pipeline.record_valid(event));
