@@ -78,7 +78,7 @@ fn an_unwritable_spool_directory_is_reported_and_drops_are_counted() {
 }
 
 #[test]
-fn a_corrupted_spool_keeps_what_precedes_the_damage() {
+fn a_corrupted_spool_loses_only_the_damaged_record() {
     let dir = tempfile::tempdir().unwrap();
     {
         let spool = Spool::open(dir.path(), 1 << 20).unwrap();
@@ -100,7 +100,7 @@ fn a_corrupted_spool_keeps_what_precedes_the_damage() {
 
     let spool = Spool::open(dir.path(), 1 << 20).unwrap();
     assert_eq!(spool.corrupt_records(), 1);
-    assert_eq!(spool.pending_records(), 6);
+    assert_eq!(spool.pending_records(), 9);
     let batch = spool.read_batch(100).unwrap();
     let payloads: Vec<String> = batch
         .records
@@ -109,11 +109,15 @@ fn a_corrupted_spool_keeps_what_precedes_the_damage() {
         .collect();
     assert_eq!(
         payloads,
-        (0..6).map(|n| format!("payload-{n}")).collect::<Vec<_>>()
+        (0..10)
+            .filter(|&n| n != 6)
+            .map(|n| format!("payload-{n}"))
+            .collect::<Vec<_>>()
     );
-    assert!(
-        segment.with_extension("corrupt").exists(),
-        "the damaged tail is kept for inspection"
+    assert_eq!(
+        fs::read(segment.with_extension("corrupt")).unwrap(),
+        bytes[record * 6..record * 7],
+        "the damaged record is kept for inspection"
     );
 
     // The pipeline reports the loss in its counters.
@@ -124,7 +128,7 @@ fn a_corrupted_spool_keeps_what_precedes_the_damage() {
         0,
         "already set aside by the first open"
     );
-    assert_eq!(pipeline.counters().spool_pending, 6);
+    assert_eq!(pipeline.counters().spool_pending, 9);
 
     let damaged = tempfile::tempdir().unwrap();
     fs::write(

@@ -6,6 +6,8 @@
 //! everything after it) and a `checkpoint` with the position replay has reached. A record
 //! that fails its CRC, or a torn record at the end of a segment, ends the usable part of that
 //! segment: the remainder is renamed `*.corrupt` for inspection, counted, and skipped.
+//! When the spool is opened (after a crash, say) damage is cut out more finely: reading resumes
+//! at the next record that passes its CRC, so what follows a damaged record is kept.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -112,7 +114,7 @@ impl Spool {
     /// Opens (or creates) the spool in `dir`, bounded to `max_bytes` on disk.
     ///
     /// Recovers from a crash: torn or corrupted records are set aside and counted in
-    /// [`Spool::corrupt_records`], everything before them is kept for replay.
+    /// [`Spool::corrupt_records`], every intact record around them is kept for replay.
     pub fn open(dir: impl Into<PathBuf>, max_bytes: u64) -> Result<Self, SpoolError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io_error("creating directory", &dir))?;
@@ -341,41 +343,64 @@ impl Spool {
         self.dir.join(format!("{number:020}.{SEGMENT_EXTENSION}"))
     }
 
-    /// Counts the records of a segment from `start`, setting aside a corrupt or torn tail.
-    /// Returns the record count and the segment's valid length.
+    /// Counts the records of a segment from `start`. A damaged span (a record failing its
+    /// CRC, or torn) is moved to `*.corrupt` and counted as one lost record; reading resumes
+    /// at the next offset where a whole record passes its CRC, so one flipped bit costs one
+    /// record, not the rest of the segment. Returns the record count and the segment's length
+    /// once the damage is cut out.
     fn scan_segment(&self, number: u64, start: u64) -> Result<(u64, u64), SpoolError> {
         let path = self.segment_path(number);
-        let file = File::open(&path).map_err(io_error("opening segment", &path))?;
-        let total = file
-            .metadata()
-            .map_err(io_error("reading segment", &path))?
-            .len();
-        let mut reader = io::BufReader::new(file);
-        reader
-            .seek(SeekFrom::Start(start.min(total)))
-            .map_err(io_error("seeking segment", &path))?;
-        let mut offset = start.min(total);
+        let bytes = fs::read(&path).map_err(io_error("reading segment", &path))?;
+        let record_at = |offset: usize| match read_record(&mut &bytes[offset..]) {
+            Ok(Some(record)) => Some(record.size as usize),
+            _ => None,
+        };
+        let mut offset = (start as usize).min(bytes.len());
         let mut records = 0;
-        while offset < total {
-            match read_record(&mut reader) {
-                Ok(Some(record)) => {
-                    offset += record.size;
-                    records += 1;
+        // Only built once damage is found: the valid bytes, and the damaged ones.
+        let mut kept: Option<Vec<u8>> = None;
+        let mut damaged = Vec::new();
+        let mut lost = 0;
+        while offset < bytes.len() {
+            if let Some(size) = record_at(offset) {
+                if let Some(kept) = &mut kept {
+                    kept.extend_from_slice(&bytes[offset..offset + size]);
                 }
-                Ok(None) | Err(_) => break,
+                offset += size;
+                records += 1;
+                continue;
             }
+            let next = (offset + 1..bytes.len())
+                .find(|&candidate| record_at(candidate).is_some())
+                .unwrap_or(bytes.len());
+            kept.get_or_insert_with(|| bytes[..offset].to_vec());
+            damaged.extend_from_slice(&bytes[offset..next]);
+            lost += 1;
+            offset = next;
         }
-        if offset < total {
-            let lost = split_off_tail(&path, offset)?;
-            self.corrupt.fetch_add(lost, Ordering::Relaxed);
-            tracing::error!(
-                segment = %path.display(),
-                valid_bytes = offset,
-                corrupt_bytes = total - offset,
-                "spool segment is corrupted; the rest of it was moved aside as .corrupt"
-            );
-        }
-        Ok((records, offset))
+        let Some(kept) = kept else {
+            return Ok((records, bytes.len() as u64));
+        };
+        let corrupt = path.with_extension("corrupt");
+        let mut out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&corrupt)
+            .map_err(io_error("writing", &corrupt))?;
+        out.write_all(&damaged)
+            .map_err(io_error("writing", &corrupt))?;
+        // Replaced in one rename: a crash here leaves the old segment, scanned again next time.
+        let clean = path.with_extension("clean");
+        fs::write(&clean, &kept).map_err(io_error("writing", &clean))?;
+        fs::rename(&clean, &path).map_err(io_error("replacing", &path))?;
+        self.corrupt.fetch_add(lost, Ordering::Relaxed);
+        tracing::error!(
+            segment = %path.display(),
+            damaged_spans = lost,
+            corrupt_bytes = damaged.len(),
+            "spool segment is corrupted; the damaged bytes were moved aside as .corrupt and each span counted as one lost event"
+        );
+        Ok((records, kept.len() as u64))
     }
 
     /// Sets aside the rest of `segment` from `offset`; returns how many records that lost (≥ 1).
