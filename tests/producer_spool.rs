@@ -318,3 +318,31 @@ fn a_flush_does_not_wait_for_a_replay_against_a_dead_broker() {
         "the flush took {flush_took:?}"
     );
 }
+
+#[test]
+fn dropping_the_pipeline_without_shutdown_spools_everything_it_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorded: Vec<String> = {
+        // A long message timeout: at the drop, the events still sit in librdkafka's queue.
+        let pipeline = FeedbackPipeline::new(unreachable_broker_options(&[
+            ("KAFKA_MESSAGE_TIMEOUT_MS", "60000"),
+            ("SPOOL_DIR", dir.path().to_str().unwrap()),
+        ]))
+        .unwrap();
+        (0..500)
+            .map(|n| pipeline.record_outcome(event(n)).unwrap().event_id.clone())
+            .collect()
+    };
+
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    let batch = spool.read_batch(1_000).unwrap();
+    let mut spooled: Vec<String> = batch
+        .records
+        .iter()
+        .map(|(_, payload)| OutcomeEvent::from_json_slice(payload).unwrap().event_id)
+        .collect();
+    spooled.sort();
+    let mut expected = recorded;
+    expected.sort();
+    assert_eq!(spooled, expected);
+}
