@@ -170,6 +170,34 @@ async fn a_dropped_dispatch_is_recorded_as_cancelled() {
         Some(100),
         "usage reported before the cancel is kept"
     );
+
+    // Cancelled while waiting to retry: the retries made so far are on the event.
+    let pipeline = self::pipeline();
+    let retry = RetryPolicy {
+        multiplier: 10_000.0,
+        max_backoff: Duration::from_secs(60),
+        ..RetryPolicy::retries(5).with_initial_backoff(Duration::from_millis(1))
+    };
+    let dispatcher = Arc::new(ActionDispatcher::new(pipeline.clone()).with_retry(retry));
+    let flaky = ScriptedAgent::new("flaky", Behaviour::FailTimes(10));
+    let task = {
+        let flaky = flaky.clone();
+        tokio::spawn(async move {
+            dispatcher
+                .dispatch(flaky.as_ref(), "act", json!({}), Map::new(), &[])
+                .await
+        })
+    };
+    // The second attempt has started, so one retry was made; the next backoff is 10 s.
+    common::wait_until(Duration::from_secs(5), "the first retry", || async {
+        (flaky.calls.load(Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    let event = only_event(&pipeline);
+    assert_eq!(event.status, OutcomeStatus::Cancelled);
+    assert!(event.retry_count >= Some(1), "{:?}", event.retry_count);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -38,22 +39,25 @@ impl Attempt {
     }
 }
 
-/// Runs the action, retrying per `retry`; returns the last attempt and the retries made.
+/// Runs the action, retrying per `retry`; returns the last attempt. `retries` counts the
+/// retries made, readable even if this future is dropped halfway (a cancelled dispatch
+/// reports them too).
 pub(crate) async fn run_with_retries(
     agent: &dyn Agent,
     input: &Value,
     context: &ActionContext,
     timeout: Option<Duration>,
     retry: &RetryPolicy,
-) -> (Attempt, u32) {
-    let mut retries = 0;
+    retries: &AtomicU32,
+) -> Attempt {
     loop {
         let attempt = run_once(agent, input, context, timeout).await;
-        if retries >= retry.max_retries || !attempt.retryable() {
-            return (attempt, retries);
+        let made = retries.load(Ordering::Relaxed);
+        if made >= retry.max_retries || !attempt.retryable() {
+            return attempt;
         }
-        retries += 1;
-        tokio::time::sleep(retry.backoff(retries)).await;
+        retries.store(made + 1, Ordering::Relaxed);
+        tokio::time::sleep(retry.backoff(made + 1)).await;
     }
 }
 

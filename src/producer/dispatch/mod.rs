@@ -8,6 +8,7 @@ mod sanitize;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -119,6 +120,7 @@ struct CancelGuard<'a> {
     dispatcher: &'a ActionDispatcher,
     run: &'a RunInfo<'a>,
     context: &'a ActionContext,
+    retries: &'a AtomicU32,
     armed: bool,
 }
 
@@ -134,7 +136,7 @@ impl Drop for CancelGuard<'_> {
                 message: "the dispatch was dropped before the action finished".into(),
             }),
             stack_trace: None,
-            retry_count: 0,
+            retry_count: self.retries.load(Ordering::Relaxed),
             usage: self.context.usage(),
             output: None,
             metadata: None,
@@ -263,20 +265,24 @@ impl ActionDispatcher {
             workflow_id: workflow.as_ref().map(|(id, _)| id.as_str()),
             correlation_id: workflow.as_ref().map(|(_, id)| id.as_str()),
         };
+        let retries = AtomicU32::new(0);
         let mut guard = CancelGuard {
             dispatcher: self,
             run: &run,
             context: &action_context,
+            retries: &retries,
             armed: true,
         };
-        let (attempt, retry_count) = run_with_retries(
+        let attempt = run_with_retries(
             agent,
             &input,
             &action_context,
             timeout.or(self.timeout),
             &self.retry,
+            &retries,
         )
         .await;
+        let retry_count = retries.load(Ordering::Relaxed);
         guard.armed = false;
         drop(guard);
 
