@@ -531,9 +531,10 @@ async fn create_dispatcher_works_with_no_broker() {
         .dispatch(agent.as_ref(), "act", json!({"q": 1}), Map::new(), &[])
         .await;
     assert_eq!(result.status, OutcomeStatus::Success);
-    let events = dispatcher
-        .pipeline()
-        .get_recent_events(10, None, Some("factory_agent"));
+    // Without servers it records into the one process-wide pipeline.
+    let shared = feedback_pipeline::producer::get_feedback_pipeline();
+    assert!(Arc::ptr_eq(dispatcher.pipeline(), &shared));
+    let events = shared.get_recent_events(10, None, Some("factory_agent"));
     assert_eq!(events.len(), 1);
     assert_eq!(
         events[0].output, None,
