@@ -142,26 +142,33 @@ async fn timeouts_per_dispatcher_and_per_call() {
     assert_eq!(events[0].severity, EventSeverity::Error);
 }
 
-#[tokio::test]
-async fn a_dropped_dispatch_is_recorded_as_cancelled() {
-    let pipeline = pipeline();
-    let dispatcher = Arc::new(ActionDispatcher::new(pipeline.clone()));
-    let slow = ScriptedAgent::new("slow", Behaviour::Sleep(Duration::from_secs(30)));
+/// Dispatches to `agent` in a task and aborts it once the agent has been called `calls` times.
+async fn abort_dispatch_at_call(
+    dispatcher: ActionDispatcher,
+    agent: Arc<ScriptedAgent>,
+    calls: u32,
+) {
     let task = {
-        let dispatcher = dispatcher.clone();
-        let slow = slow.clone();
+        let agent = agent.clone();
         tokio::spawn(async move {
             dispatcher
-                .dispatch(slow.as_ref(), "act", json!({}), Map::new(), &[])
+                .dispatch(agent.as_ref(), "act", json!({}), Map::new(), &[])
                 .await
         })
     };
-    common::wait_until(Duration::from_secs(5), "the agent to start", || async {
-        (slow.calls.load(Ordering::SeqCst) == 1).then_some(())
+    common::wait_until(Duration::from_secs(5), "the agent's call", || async {
+        (agent.calls.load(Ordering::SeqCst) == calls).then_some(())
     })
     .await;
     task.abort();
     assert!(task.await.unwrap_err().is_cancelled());
+}
+
+#[tokio::test]
+async fn a_dropped_dispatch_is_recorded_as_cancelled() {
+    let pipeline = pipeline();
+    let slow = ScriptedAgent::new("slow", Behaviour::Sleep(Duration::from_secs(30)));
+    abort_dispatch_at_call(ActionDispatcher::new(pipeline.clone()), slow, 1).await;
     let event = only_event(&pipeline);
     assert_eq!(event.status, OutcomeStatus::Cancelled);
     assert_eq!(event.error_type.as_deref(), Some("Cancelled"));
@@ -178,23 +185,10 @@ async fn a_dropped_dispatch_is_recorded_as_cancelled() {
         max_backoff: Duration::from_secs(60),
         ..RetryPolicy::retries(5).with_initial_backoff(Duration::from_millis(1))
     };
-    let dispatcher = Arc::new(ActionDispatcher::new(pipeline.clone()).with_retry(retry));
+    let dispatcher = ActionDispatcher::new(pipeline.clone()).with_retry(retry);
     let flaky = ScriptedAgent::new("flaky", Behaviour::FailTimes(10));
-    let task = {
-        let flaky = flaky.clone();
-        tokio::spawn(async move {
-            dispatcher
-                .dispatch(flaky.as_ref(), "act", json!({}), Map::new(), &[])
-                .await
-        })
-    };
-    // The second attempt has started, so one retry was made; the next backoff is 10 s.
-    common::wait_until(Duration::from_secs(5), "the first retry", || async {
-        (flaky.calls.load(Ordering::SeqCst) == 2).then_some(())
-    })
-    .await;
-    task.abort();
-    assert!(task.await.unwrap_err().is_cancelled());
+    // Aborted once the second attempt has started: one retry made, the next backoff is 10 s.
+    abort_dispatch_at_call(dispatcher, flaky, 2).await;
     let event = only_event(&pipeline);
     assert_eq!(event.status, OutcomeStatus::Cancelled);
     assert!(event.retry_count >= Some(1), "{:?}", event.retry_count);

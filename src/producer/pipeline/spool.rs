@@ -381,14 +381,7 @@ impl Spool {
         let Some(kept) = kept else {
             return Ok((records, bytes.len() as u64));
         };
-        let corrupt = path.with_extension("corrupt");
-        let mut out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&corrupt)
-            .map_err(io_error("writing", &corrupt))?;
-        out.write_all(&damaged)
-            .map_err(io_error("writing", &corrupt))?;
+        keep_for_inspection(&path, &damaged)?;
         // Replaced in one rename: a crash here leaves the old segment, scanned again next time.
         let clean = path.with_extension("clean");
         fs::write(&clean, &kept).map_err(io_error("writing", &clean))?;
@@ -485,9 +478,20 @@ fn read_record(reader: &mut impl Read) -> io::Result<Option<SpoolRecord>> {
     }))
 }
 
-/// Moves the bytes of `path` from `offset` on into `path.corrupt`; returns 1 (records lost
-/// cannot be counted without framing).
-fn split_off_tail(path: &Path, offset: u64) -> Result<u64, SpoolError> {
+/// Appends damaged bytes of segment `path` to `path.corrupt`, for inspection.
+fn keep_for_inspection(path: &Path, damaged: &[u8]) -> Result<(), SpoolError> {
+    let corrupt = path.with_extension("corrupt");
+    let mut out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&corrupt)
+        .map_err(io_error("writing", &corrupt))?;
+    out.write_all(damaged)
+        .map_err(io_error("writing", &corrupt))
+}
+
+/// Moves the bytes of `path` from `offset` on into `path.corrupt`.
+fn split_off_tail(path: &Path, offset: u64) -> Result<(), SpoolError> {
     let mut bytes = Vec::new();
     {
         let mut file = File::open(path).map_err(io_error("opening segment", path))?;
@@ -497,23 +501,15 @@ fn split_off_tail(path: &Path, offset: u64) -> Result<u64, SpoolError> {
             .map_err(io_error("reading segment", path))?;
     }
     if bytes.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
-    let corrupt = path.with_extension("corrupt");
-    let mut out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&corrupt)
-        .map_err(io_error("writing", &corrupt))?;
-    out.write_all(&bytes)
-        .map_err(io_error("writing", &corrupt))?;
+    keep_for_inspection(path, &bytes)?;
     let file = OpenOptions::new()
         .write(true)
         .open(path)
         .map_err(io_error("opening segment", path))?;
     file.set_len(offset)
-        .map_err(io_error("truncating segment", path))?;
-    Ok(1)
+        .map_err(io_error("truncating segment", path))
 }
 
 fn read_checkpoint(dir: &Path) -> SpoolPosition {
