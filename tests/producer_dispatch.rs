@@ -98,7 +98,11 @@ async fn a_panicking_agent_is_recorded_and_the_dispatcher_survives() {
     // Recorded like an error: with the stack where the agent panicked.
     let recorded = pipeline.get_recent_events(1, Some(OutcomeStatus::Failure), None);
     let stack_trace = recorded[0].stack_trace.as_deref().unwrap_or_default();
-    assert!(stack_trace.contains("common/agents.rs"), "{stack_trace}");
+    assert!(!stack_trace.is_empty());
+    // File names need debug info, which `cargo test` (the dev profile) has.
+    if cfg!(debug_assertions) {
+        assert!(stack_trace.contains("agents.rs"), "{stack_trace}");
+    }
 
     let healthy = ScriptedAgent::new("healthy", Behaviour::Succeed);
     let after = dispatcher
@@ -111,6 +115,51 @@ async fn a_panicking_agent_is_recorded_and_the_dispatcher_survives() {
             .len(),
         1
     );
+}
+
+/// Dispatches a healthy agent from inside its own action, then panics.
+struct PanicsAfterANestedDispatch(Arc<ActionDispatcher>);
+
+#[async_trait::async_trait]
+impl Agent for PanicsAfterANestedDispatch {
+    fn name(&self) -> &str {
+        "outer"
+    }
+
+    async fn execute(
+        &self,
+        _: &Value,
+        _: &feedback_pipeline::producer::ActionContext,
+    ) -> Result<Value, feedback_pipeline::producer::AgentError> {
+        let inner = ScriptedAgent::new("inner", Behaviour::Succeed);
+        self.0
+            .dispatch(inner.as_ref(), "act", json!(1), Map::new(), &[])
+            .await;
+        panic!("outer agent blew up");
+    }
+}
+
+#[tokio::test]
+async fn a_panic_after_a_nested_dispatch_keeps_its_backtrace() {
+    let pipeline = pipeline();
+    let dispatcher = Arc::new(ActionDispatcher::new(pipeline.clone()));
+    let outer = PanicsAfterANestedDispatch(dispatcher.clone());
+    let result = dispatcher
+        .dispatch(&outer, "act", json!(1), Map::new(), &[])
+        .await;
+    assert_eq!(result.status, OutcomeStatus::Failure);
+    let events = pipeline.get_recent_events(10, None, Some("outer"));
+    let stack_trace = events[0].stack_trace.as_deref().unwrap_or_default();
+    assert!(
+        !stack_trace.is_empty(),
+        "the inner dispatch cleared the flag"
+    );
+    if cfg!(debug_assertions) {
+        assert!(
+            stack_trace.contains("producer_dispatch.rs"),
+            "{stack_trace}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -191,7 +240,7 @@ async fn a_dropped_dispatch_is_recorded_as_cancelled() {
     abort_dispatch_at_call(dispatcher, flaky, 2).await;
     let event = only_event(&pipeline);
     assert_eq!(event.status, OutcomeStatus::Cancelled);
-    assert!(event.retry_count >= Some(1), "{:?}", event.retry_count);
+    assert_eq!(event.retry_count, Some(1));
 }
 
 #[tokio::test]

@@ -56,8 +56,9 @@ pub(crate) async fn run_with_retries(
         if made >= retry.max_retries || !attempt.retryable() {
             return attempt;
         }
-        retries.store(made + 1, Ordering::Relaxed);
         tokio::time::sleep(retry.backoff(made + 1)).await;
+        // Counted once it starts: a dispatch cancelled during the backoff did not retry.
+        retries.store(made + 1, Ordering::Relaxed);
     }
 }
 
@@ -118,10 +119,13 @@ impl Future for CatchPanic<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         install_panic_hook();
         // Per poll, not per call: a multi-threaded runtime may poll each time on another thread.
-        POLLING_AGENT.set(true);
-        AGENT_PANIC_BACKTRACE.set(None);
+        // An agent may dispatch another inside its own poll: the inner poll restores the flag.
+        let nested = POLLING_AGENT.replace(true);
+        if !nested {
+            AGENT_PANIC_BACKTRACE.set(None);
+        }
         let polled = panic::catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx)));
-        POLLING_AGENT.set(false);
+        POLLING_AGENT.set(nested);
         match polled {
             Ok(poll) => poll.map(Ok),
             Err(payload) => {
