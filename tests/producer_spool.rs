@@ -96,11 +96,16 @@ fn a_corrupted_spool_loses_only_the_damaged_record() {
     let mut bytes = fs::read(&segment).unwrap();
     let record = bytes.len() / 10;
     bytes[record * 6 + 12] ^= 0xFF; // flip a payload byte of the 7th record
+    let intact_len = bytes.len();
+    bytes.extend_from_within(..7); // and a torn record at the end
     fs::write(&segment, &bytes).unwrap();
+    // A rewrite a crash interrupted is discarded.
+    fs::write(segment.with_extension("clean"), b"stale").unwrap();
 
     let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-    assert_eq!(spool.corrupt_records(), 1);
+    assert_eq!(spool.corrupt_records(), 2, "two damaged spans");
     assert_eq!(spool.pending_records(), 9);
+    assert!(!segment.with_extension("clean").exists());
     let batch = spool.read_batch(100).unwrap();
     let payloads: Vec<String> = batch
         .records
@@ -116,8 +121,8 @@ fn a_corrupted_spool_loses_only_the_damaged_record() {
     );
     assert_eq!(
         fs::read(segment.with_extension("corrupt")).unwrap(),
-        bytes[record * 6..record * 7],
-        "the damaged record is kept for inspection"
+        [&bytes[record * 6..record * 7], &bytes[intact_len..]].concat(),
+        "the damaged bytes are kept for inspection"
     );
 
     // The pipeline reports the loss in its counters.
@@ -136,6 +141,13 @@ fn a_corrupted_spool_loses_only_the_damaged_record() {
         b"\x05\x00\x00\x00garbage-garbage",
     )
     .unwrap();
+    // Garbage whose every offset claims a plausible 1 MiB record: looking for the next intact
+    // record is bounded, then the rest is set aside (unbounded, this open would not return).
+    fs::write(
+        damaged.path().join("00000000000000000002.spool"),
+        [0u8, 0, 0x10, 0].repeat(1 << 20),
+    )
+    .unwrap();
     let pipeline = unreachable_broker_pipeline(damaged.path().to_str().unwrap(), "1048576");
     let counters = pipeline.counters();
     assert_eq!(
@@ -144,7 +156,7 @@ fn a_corrupted_spool_loses_only_the_damaged_record() {
             counters.dropped,
             counters.spool_pending
         ),
-        (1, 1, 0)
+        (2, 2, 0)
     );
 }
 

@@ -21,6 +21,10 @@ use crate::event::limits::MAX_EVENT_BYTES;
 const HEADER_BYTES: usize = 10;
 const SEGMENT_EXTENSION: &str = "spool";
 const CHECKPOINT_FILE: &str = "checkpoint";
+/// A segment being rewritten without its damaged records.
+const CLEAN_EXTENSION: &str = "clean";
+/// Most bytes checksummed while looking for the next intact record after a damaged one.
+const RESYNC_BUDGET_BYTES: usize = 256 * 1024 * 1024;
 /// A segment is closed and a new one started past this size.
 const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -133,6 +137,11 @@ impl Spool {
         let mut segments = BTreeMap::new();
         for entry in fs::read_dir(&dir).map_err(io_error("listing", &dir))? {
             let path = entry.map_err(io_error("listing", &dir))?.path();
+            if path.extension().is_some_and(|e| e == CLEAN_EXTENSION) {
+                // A rewrite a crash interrupted: the segment it came from is still whole.
+                let _ = fs::remove_file(&path);
+                continue;
+            }
             let Some(number) = segment_number(&path) else {
                 continue;
             };
@@ -351,9 +360,8 @@ impl Spool {
     fn scan_segment(&self, number: u64, start: u64) -> Result<(u64, u64), SpoolError> {
         let path = self.segment_path(number);
         let bytes = fs::read(&path).map_err(io_error("reading segment", &path))?;
-        let record_at = |offset: usize| match read_record(&mut &bytes[offset..]) {
-            Ok(Some(record)) => Some(record.size as usize),
-            _ => None,
+        let record_at = |offset: usize| {
+            claimed_size(&bytes[offset..]).filter(|&size| passes_crc(&bytes[offset..], size))
         };
         let mut offset = (start as usize).min(bytes.len());
         let mut records = 0;
@@ -370,9 +378,7 @@ impl Spool {
                 records += 1;
                 continue;
             }
-            let next = (offset + 1..bytes.len())
-                .find(|&candidate| record_at(candidate).is_some())
-                .unwrap_or(bytes.len());
+            let next = resync(&bytes, offset);
             kept.get_or_insert_with(|| bytes[..offset].to_vec());
             damaged.extend_from_slice(&bytes[offset..next]);
             lost += 1;
@@ -382,9 +388,12 @@ impl Spool {
             return Ok((records, bytes.len() as u64));
         };
         keep_for_inspection(&path, &damaged)?;
-        // Replaced in one rename: a crash here leaves the old segment, scanned again next time.
-        let clean = path.with_extension("clean");
-        fs::write(&clean, &kept).map_err(io_error("writing", &clean))?;
+        // Replaced in one rename of a synced file: a crash leaves the old segment or the new one.
+        let clean = path.with_extension(CLEAN_EXTENSION);
+        let mut file = File::create(&clean).map_err(io_error("writing", &clean))?;
+        file.write_all(&kept)
+            .and_then(|()| file.sync_all())
+            .map_err(io_error("writing", &clean))?;
         fs::rename(&clean, &path).map_err(io_error("replacing", &path))?;
         self.corrupt.fetch_add(lost, Ordering::Relaxed);
         tracing::error!(
@@ -476,6 +485,42 @@ fn read_record(reader: &mut impl Read) -> io::Result<Option<SpoolRecord>> {
         payload,
         size: (HEADER_BYTES + key_len + payload_len) as u64,
     }))
+}
+
+/// The size the record at the start of `bytes` claims, if its header is plausible and the
+/// whole record is there.
+fn claimed_size(bytes: &[u8]) -> Option<usize> {
+    let header = bytes.get(..HEADER_BYTES)?;
+    let payload_len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+    let key_len = u16::from_le_bytes(header[8..10].try_into().unwrap()) as usize;
+    let size = HEADER_BYTES + key_len + payload_len;
+    (payload_len <= MAX_EVENT_BYTES * 2 && size <= bytes.len()).then_some(size)
+}
+
+/// Whether the first `size` bytes of `bytes` are a record passing its CRC (checked in place).
+fn passes_crc(bytes: &[u8], size: usize) -> bool {
+    let crc = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
+    crc32fast::hash(&bytes[8..size]) == crc
+}
+
+/// Where the next intact record after the damaged one at `damaged` starts; the end of
+/// `bytes` if there is none, or if finding it would mean checksumming more than
+/// [`RESYNC_BUDGET_BYTES`] (garbage full of plausible lengths).
+fn resync(bytes: &[u8], damaged: usize) -> usize {
+    let mut budget = RESYNC_BUDGET_BYTES;
+    for candidate in damaged + 1..bytes.len() {
+        let Some(size) = claimed_size(&bytes[candidate..]) else {
+            continue;
+        };
+        if size > budget {
+            break;
+        }
+        budget -= size;
+        if passes_crc(&bytes[candidate..], size) {
+            return candidate;
+        }
+    }
+    bytes.len()
 }
 
 /// Appends damaged bytes of segment `path` to `path.corrupt`, for inspection.
