@@ -463,38 +463,39 @@ fn read_record(reader: &mut impl Read) -> io::Result<Option<SpoolRecord>> {
             _ => Err(err),
         };
     }
-    let payload_len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
-    let crc = u32::from_le_bytes(header[4..8].try_into().unwrap());
-    let key_len = u16::from_le_bytes(header[8..10].try_into().unwrap()) as usize;
-    if payload_len > MAX_EVENT_BYTES * 2 {
+    let Some((key_len, payload_len)) = claimed_lengths(&header) else {
+        return Ok(None);
+    };
+    let size = HEADER_BYTES + key_len + payload_len;
+    let mut record = Vec::with_capacity(size);
+    record.extend_from_slice(&header);
+    record.resize(size, 0);
+    if reader.read_exact(&mut record[HEADER_BYTES..]).is_err() || !passes_crc(&record, size) {
         return Ok(None);
     }
-    let mut body = vec![0u8; key_len + payload_len];
-    if reader.read_exact(&mut body).is_err() {
-        return Ok(None);
-    }
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&header[8..10]);
-    hasher.update(&body);
-    if hasher.finalize() != crc {
-        return Ok(None);
-    }
-    let payload = body.split_off(key_len);
+    let payload = record.split_off(HEADER_BYTES + key_len);
+    record.drain(..HEADER_BYTES);
     Ok(Some(SpoolRecord {
-        key: body,
+        key: record,
         payload,
-        size: (HEADER_BYTES + key_len + payload_len) as u64,
+        size: size as u64,
     }))
+}
+
+/// The key and payload lengths a record header claims; `None` if implausible (a payload over
+/// twice the event size limit).
+fn claimed_lengths(header: &[u8]) -> Option<(usize, usize)> {
+    let payload_len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+    let key_len = u16::from_le_bytes(header[8..10].try_into().unwrap()) as usize;
+    (payload_len <= MAX_EVENT_BYTES * 2).then_some((key_len, payload_len))
 }
 
 /// The size the record at the start of `bytes` claims, if its header is plausible and the
 /// whole record is there.
 fn claimed_size(bytes: &[u8]) -> Option<usize> {
-    let header = bytes.get(..HEADER_BYTES)?;
-    let payload_len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
-    let key_len = u16::from_le_bytes(header[8..10].try_into().unwrap()) as usize;
+    let (key_len, payload_len) = claimed_lengths(bytes.get(..HEADER_BYTES)?)?;
     let size = HEADER_BYTES + key_len + payload_len;
-    (payload_len <= MAX_EVENT_BYTES * 2 && size <= bytes.len()).then_some(size)
+    (size <= bytes.len()).then_some(size)
 }
 
 /// Whether the first `size` bytes of `bytes` are a record passing its CRC (checked in place).
