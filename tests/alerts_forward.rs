@@ -14,7 +14,7 @@ use serde_json::Value;
 use warp::Filter;
 use warp::http::StatusCode;
 
-use common::broker::TansuBroker;
+use common::broker::KafkaCluster;
 use common::topic::send_one;
 use common::wait_until;
 use feedback_pipeline::alerts::forward::Forwarder;
@@ -136,7 +136,7 @@ fn spawn_forwarder(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_outage_loses_no_alert_and_each_is_delivered_once() {
-    let broker = TansuBroker::start();
+    let broker = KafkaCluster::start();
     let servers = broker.bootstrap_servers();
     let receiver = Arc::new(Receiver::default());
     let addr = start_receiver(Arc::clone(&receiver)).await;

@@ -11,7 +11,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 
-use common::broker::TansuBroker;
+use common::broker::KafkaCluster;
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::OutcomeEvent;
 use feedback_pipeline::kafka::{EmbeddedCluster, TopicSpec, ensure_topics};
@@ -108,7 +108,7 @@ async fn round_trip(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_round_trip_through_a_real_broker() {
-    let broker = TansuBroker::start();
+    let broker = KafkaCluster::start();
     round_trip(
         &broker.bootstrap_servers(),
         "agent-outcomes",

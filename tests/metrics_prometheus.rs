@@ -12,7 +12,7 @@ use chrono::Utc;
 use rdkafka::producer::FutureProducer;
 use serde_json::Value;
 
-use common::broker::TansuBroker;
+use common::broker::KafkaCluster;
 use common::topic::send_one;
 use common::wait_until;
 use feedback_pipeline::alerts::rules::{BUILTIN_RULES, parse_rules};
@@ -186,7 +186,7 @@ fn substitute(expr: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_metrics_and_every_dashboard_panel_returns_data() {
-    let broker = TansuBroker::start();
+    let broker = KafkaCluster::start();
     let servers = broker.bootstrap_servers();
     let vars = [
         ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),

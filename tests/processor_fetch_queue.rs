@@ -15,7 +15,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 
-use common::broker::TansuBroker;
+use common::broker::KafkaCluster;
 use common::topic::{read_raw, send_all, send_one};
 use common::wait_until;
 use feedback_pipeline::config::{Config, VarSource};
@@ -42,7 +42,7 @@ struct Member {
 }
 
 impl Member {
-    fn join(broker: &TansuBroker) -> Self {
+    fn join(broker: &KafkaCluster) -> Self {
         let stats = Arc::new(ProcessorStats::register(&Registry::new()).unwrap());
         let consumer = create_consumer(broker.client_config(), GROUP, stats).unwrap();
         consumer.subscribe(&[TOPIC]).unwrap();
@@ -121,7 +121,7 @@ fn payloads(members: &[&Member]) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assigned_partitions_are_read_from_the_fetch_queue_before_and_after_a_rebalance() {
-    let broker = TansuBroker::start();
+    let broker = KafkaCluster::start();
     ensure_topics(
         &broker.client_config(),
         &[TopicSpec::new(TOPIC, 3)],
@@ -201,7 +201,7 @@ async fn assigned_partitions_are_read_from_the_fetch_queue_before_and_after_a_re
 /// on a `partitions`-partition outcome topic, the processor's config for `group` with a 1 h
 /// tumbling count per agent, and the events' agents.
 struct Backlog {
-    broker: TansuBroker,
+    broker: KafkaCluster,
     config: Config,
     sql_dir: tempfile::TempDir,
     agents: Vec<String>,
@@ -209,7 +209,7 @@ struct Backlog {
 
 impl Backlog {
     async fn new(events: usize, agents: usize, partitions: i32, vars: &[(&str, &str)]) -> Self {
-        let broker = TansuBroker::start();
+        let broker = KafkaCluster::start();
         let servers = broker.bootstrap_servers();
         let sql_dir = tempfile::tempdir().unwrap();
         std::fs::write(

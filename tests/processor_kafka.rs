@@ -12,7 +12,7 @@ use chrono::{TimeZone, Utc};
 use rdkafka::producer::FutureProducer;
 use serde_json::Value;
 
-use common::broker::TansuBroker;
+use common::broker::KafkaCluster;
 use common::topic::{read_raw, send_all, send_one};
 use common::wait_until;
 use feedback_pipeline::config::{Config, VarSource};
@@ -70,7 +70,7 @@ fn garbage(rng: &mut Rng, n: usize, good: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_match_a_plain_loop_and_bad_input_goes_to_the_dead_letter_topic() {
-    let broker = TansuBroker::start();
+    let broker = KafkaCluster::start();
     let servers = broker.bootstrap_servers();
     let sql_dir = tempfile::tempdir().unwrap();
     std::fs::write(

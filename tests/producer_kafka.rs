@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Map, json};
 
 use common::agents::{Behaviour, ScriptedAgent};
-use common::broker::TansuBroker;
+use common::broker::KafkaCluster;
 use common::topic::read_events;
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
@@ -20,7 +20,7 @@ use feedback_pipeline::producer::{
 
 /// A pipeline publishing to `topic` (created with 4 partitions), with `extra` settings.
 async fn kafka_pipeline(
-    broker: &TansuBroker,
+    broker: &KafkaCluster,
     topic: &str,
     spool: &std::path::Path,
     extra: &[(&str, &str)],
@@ -45,7 +45,7 @@ async fn kafka_pipeline(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_outcome_kind_puts_one_event_on_the_topic() {
-    let broker = TansuBroker::start();
+    let broker = KafkaCluster::start();
     let spool = tempfile::tempdir().unwrap();
     let pipeline = kafka_pipeline(&broker, "agent-outcomes", spool.path(), &[]).await;
     let dispatcher =
@@ -137,7 +137,7 @@ async fn every_outcome_kind_puts_one_event_on_the_topic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workflow_puts_one_event_per_agent_plus_its_own_sharing_ids() {
-    let broker = TansuBroker::start();
+    let broker = KafkaCluster::start();
     let spool = tempfile::tempdir().unwrap();
     let pipeline = kafka_pipeline(&broker, "workflow-outcomes", spool.path(), &[]).await;
     let orchestrator = OrchestrationDispatcher::new(ActionDispatcher::new(pipeline.clone()));
@@ -183,7 +183,7 @@ async fn a_workflow_puts_one_event_per_agent_plus_its_own_sharing_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_larger_than_the_queue_is_paced_to_the_broker_not_spooled() {
     const BURST: usize = 3_000;
-    let broker = TansuBroker::start();
+    let broker = KafkaCluster::start();
     let spool = tempfile::tempdir().unwrap();
     let pipeline = kafka_pipeline(
         &broker,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, json};
 
 use common::agents::{Behaviour, ScriptedAgent};
-use common::broker::{Storage, TansuBroker};
+use common::broker::KafkaCluster;
 use common::topic::read_events;
 use common::wait_until;
 use feedback_pipeline::config::{Config, VarSource};
@@ -23,15 +23,11 @@ const PER_PHASE: usize = 150;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_recorded_during_an_outage_all_reach_the_topic() {
     let data = tempfile::tempdir().unwrap();
-    let mut broker = TansuBroker::start_with(Storage::Sqlite);
+    let mut broker = KafkaCluster::start();
     let servers = broker.bootstrap_servers();
     let config = Config::from_source(&VarSource::new([
         ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
         ("KAFKA_LINGER_MS", "5"),
-        // tansu 0.6's sqlite storage panics on an idempotent produce whose producer id it
-        // lost in the kill (`idempotent_message_check`: "more or less than one row"), so this
-        // test runs without idempotence; replay is at-least-once and ids are counted unique.
-        ("KAFKA_PROPERTY_ENABLE_IDEMPOTENCE", "false"),
         // Short, so the outage outlasts librdkafka's own retries and the spool is exercised.
         ("KAFKA_MESSAGE_TIMEOUT_MS", "1500"),
         ("SPOOL_DIR", data.path().join("spool").to_str().unwrap()),

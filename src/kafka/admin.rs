@@ -5,9 +5,13 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-/// A topic to create: name and partition count (replication factor 1 is the broker's default).
+use super::diagnose::DiagnosingContext;
+
+/// A topic to create: name and partition count; its replication factor and `min.insync.replicas`
+/// are the cluster's defaults (`default.replication.factor`, `min.insync.replicas`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
     /// Topic name.
@@ -35,8 +39,9 @@ pub async fn ensure_topics(
     // Only ask for what is missing: some clusters (the in-process one) cannot create topics.
     let lookup = client_config.clone();
     let existing: Vec<String> = tokio::task::spawn_blocking(move || {
-        let consumer: rdkafka::consumer::BaseConsumer = lookup.create()?;
-        let metadata = rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, timeout)?;
+        let consumer: BaseConsumer<DiagnosingContext> =
+            lookup.create_with_context(DiagnosingContext::default())?;
+        let metadata = fetch_metadata(&consumer, timeout)?;
         Ok::<_, KafkaError>(
             metadata
                 .topics()
@@ -57,7 +62,9 @@ pub async fn ensure_topics(
     let admin: AdminClient<DefaultClientContext> = client_config.create()?;
     let new_topics: Vec<NewTopic<'_>> = missing
         .iter()
-        .map(|topic| NewTopic::new(&topic.name, topic.partitions, TopicReplication::Fixed(1)))
+        // -1: the broker's `default.replication.factor` (KIP-464), so a 3-node cluster set up
+        // for replication factor 3 gets it without each caller knowing the cluster's size.
+        .map(|topic| NewTopic::new(&topic.name, topic.partitions, TopicReplication::Fixed(-1)))
         .collect();
     let options = AdminOptions::new()
         .operation_timeout(Some(timeout))
@@ -69,4 +76,27 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+/// The cluster's metadata, asked for a second at a time so that a client error that names the
+/// setting to fix (wrong password, untrusted CA) ends the wait at once, with that hint.
+fn fetch_metadata(
+    consumer: &BaseConsumer<DiagnosingContext>,
+    timeout: Duration,
+) -> Result<rdkafka::metadata::Metadata, KafkaError> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match consumer.fetch_metadata(None, left.min(Duration::from_secs(1))) {
+            Ok(metadata) => return Ok(metadata),
+            Err(err) => {
+                if let Some(fix) = consumer.context().explained() {
+                    return Err(KafkaError::ClientCreation(format!("{fix} ({err})")));
+                }
+                if left <= Duration::from_secs(1) {
+                    return Err(err);
+                }
+            }
+        }
+    }
 }

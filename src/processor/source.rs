@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::statistics::Statistics;
 
 use super::fetch_queue::{QueueHandle, forward_partition};
@@ -82,6 +82,10 @@ impl SourceContext {
 }
 
 impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        crate::kafka::log_client_error(&error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         for (topic, topic_stats) in &statistics.topics {
             for (&partition, partition_stats) in &topic_stats.partitions {

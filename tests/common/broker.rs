@@ -1,186 +1,219 @@
-//! [`TansuBroker`]: a real Kafka-protocol broker process on a free loopback port.
+//! [`KafkaCluster`]: an Apache Kafka KRaft cluster (1 or 3 nodes) on free loopback ports, started
+//! by `scripts/start-kafka.sh` and stopped when dropped (or when the test binary exits).
 
-use std::net::{TcpListener, TcpStream};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-/// How long a starting broker may take to answer a metadata request.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a metadata request may take while a cluster settles.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the broker keeps its data.
+/// A SASL_SSL listener beside the plaintext one: SCRAM-SHA-512 over TLS.
 #[derive(Debug, Clone)]
-pub enum Storage {
-    /// In memory: gone when the process stops.
-    Memory,
-    /// A sqlite file in the broker's work directory, surviving restarts of the broker.
-    Sqlite,
+pub struct SaslSsl {
+    /// The server's private key and certificate chain, in one PEM file.
+    pub keystore_pem: PathBuf,
+    /// The SCRAM user created at format time.
+    pub user: String,
+    /// Its password.
+    pub password: String,
 }
 
-/// A tansu broker child process, killed when dropped.
-pub struct TansuBroker {
-    child: Option<Child>,
-    port: u16,
-    storage: Storage,
-    workdir: tempfile::TempDir,
+/// A running cluster; every node is a combined broker and controller.
+pub struct KafkaCluster {
+    dir: tempfile::TempDir,
+    brokers: usize,
+    servers: String,
+    sasl_servers: Option<String>,
 }
 
-/// The tansu binary, installed (or found in the cache) by `scripts/install-broker.sh`.
-pub fn tansu_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("TANSU_BIN") {
-            return PathBuf::from(path);
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-broker.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("running scripts/install-broker.sh");
-        assert!(
-            output.status.success(),
-            "scripts/install-broker.sh failed; install tansu with it or set TANSU_BIN"
-        );
-        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-    })
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/start-kafka.sh")
 }
 
-impl TansuBroker {
-    /// Starts a broker with in-memory storage.
+/// Runs `scripts/start-kafka.sh` with `args`; returns its KEY=VALUE lines.
+fn run_script(args: &[&str], envs: &[(&str, &str)]) -> HashMap<String, String> {
+    let output = Command::new("bash")
+        .arg(script())
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running scripts/start-kafka.sh");
+    assert!(
+        output.status.success(),
+        "scripts/start-kafka.sh {args:?} failed (install Kafka with scripts/install-kafka.sh)"
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+impl KafkaCluster {
+    /// Starts a one-node cluster.
     pub fn start() -> Self {
-        Self::start_with(Storage::Memory)
+        Self::start_with(1, None)
     }
 
-    /// Starts a broker with the given storage on a free port.
-    pub fn start_with(storage: Storage) -> Self {
-        let workdir = tempfile::tempdir().expect("broker work directory");
-        let mut broker = Self {
-            child: None,
-            port: free_port(),
-            storage,
-            workdir,
+    /// Starts a cluster of `brokers` nodes (1 or 3), optionally with a SASL_SSL listener.
+    pub fn start_with(brokers: usize, sasl_ssl: Option<&SaslSsl>) -> Self {
+        let dir = tempfile::tempdir().expect("cluster directory");
+        let (brokers_arg, watch) = (brokers.to_string(), std::process::id().to_string());
+        let dir_arg = dir.path().to_str().unwrap().to_owned();
+        let mut args = vec![
+            "--brokers",
+            &brokers_arg,
+            "--dir",
+            &dir_arg,
+            "--watch-pid",
+            &watch,
+        ];
+        let mut envs = Vec::new();
+        if let Some(sasl) = sasl_ssl {
+            args.extend([
+                "--sasl-ssl",
+                sasl.keystore_pem.to_str().unwrap(),
+                "--scram-user",
+                &sasl.user,
+            ]);
+            envs.push(("KAFKA_SCRAM_PASSWORD", sasl.password.as_str()));
+        }
+        let mut lines = run_script(&args, &envs);
+        let cluster = Self {
+            dir,
+            brokers,
+            servers: lines.remove("KAFKA_BOOTSTRAP_SERVERS").expect("servers"),
+            sasl_servers: lines.remove("KAFKA_SASL_SSL_SERVERS"),
         };
-        broker.launch();
-        broker
+        cluster.wait_for_brokers(brokers);
+        cluster
     }
 
-    /// The `host:port` clients connect to.
+    /// The plaintext `host:port,...` clients connect to.
     pub fn bootstrap_servers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.servers.clone()
     }
 
-    /// A client configuration pointing at this broker.
+    /// The SASL_SSL listeners' `host:port,...`, when the cluster has them.
+    pub fn sasl_ssl_servers(&self) -> Option<String> {
+        self.sasl_servers.clone()
+    }
+
+    /// A client configuration pointing at this cluster.
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", self.bootstrap_servers());
         config
     }
 
-    /// Kills the broker (SIGKILL, as a crash would).
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+    /// The node ids, 1..=brokers.
+    pub fn nodes(&self) -> impl Iterator<Item = i32> {
+        1..=self.brokers as i32
+    }
+
+    /// The node leading `topic`'s `partition` now.
+    pub fn leader_of(&self, topic: &str, partition: i32) -> i32 {
+        let consumer: BaseConsumer = self.client_config().create().unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .expect("topic metadata");
+        metadata.topics()[0]
+            .partitions()
+            .iter()
+            .find(|p| p.id() == partition)
+            .map(|p| p.leader())
+            .expect("partition in metadata")
+    }
+
+    /// Kills node `node` with SIGKILL, as a crash would.
+    pub fn kill_node(&self, node: i32) {
+        let pid = std::fs::read_to_string(self.dir.path().join(format!("node-{node}/pid")))
+            .expect("node pid file");
+        let status = Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -KILL {pid}");
+        // Wait for the process to be gone, so its ports are free for the restart.
+        while Path::new(&format!("/proc/{}", pid.trim())).exists() {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Starts the broker again on the same port and storage.
+    /// Starts node `node` again on its ports and data (after [`Self::kill_node`]).
+    pub fn restart_node(&self, node: i32) {
+        let dir = self.dir.path().to_str().unwrap();
+        run_script(&["--dir", dir, "--restart", &node.to_string()], &[]);
+    }
+
+    /// Kills every node (one-node clusters: a whole-broker outage).
+    pub fn kill(&mut self) {
+        for node in self.nodes() {
+            self.kill_node(node);
+        }
+    }
+
+    /// Starts a killed one-node cluster again on the same port and data.
     pub fn restart(&mut self) {
-        self.kill();
-        self.launch();
+        assert_eq!(self.brokers, 1, "restart the nodes of a quorum one by one");
+        self.restart_node(1);
+        self.wait_for_brokers(1);
     }
 
-    fn launch(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let storage = match &self.storage {
-            Storage::Memory => "memory://tansu/".to_owned(),
-            // tansu resolves the path against its working directory, the broker's own.
-            Storage::Sqlite => "sqlite://tansu.db".to_owned(),
-        };
-        let log_path = self.workdir.path().join("tansu.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .expect("broker log file");
-        let child = Command::new(tansu_binary())
-            .current_dir(self.workdir.path())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", &storage])
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().expect("log handle")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("starting tansu");
-        self.child = Some(child);
-        self.wait_ready(&log_path);
-    }
-
-    fn wait_ready(&mut self, log_path: &Path) {
-        let deadline = Instant::now() + READY_TIMEOUT;
+    /// Waits until metadata lists `count` brokers.
+    pub fn wait_for_brokers(&self, count: usize) {
+        let consumer: BaseConsumer = self.client_config().create().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("tansu exited with {status}: {}", read_log(log_path));
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() && self.answers_metadata() {
+            let seen = consumer
+                .fetch_metadata(None, METADATA_TIMEOUT)
+                .map(|m| m.brokers().len())
+                .unwrap_or(0);
+            if seen >= count {
                 return;
             }
-            if Instant::now() > deadline {
-                panic!(
-                    "tansu not ready after {READY_TIMEOUT:?}: {}",
-                    read_log(log_path)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{seen} of {count} brokers after 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    fn answers_metadata(&self) -> bool {
-        let consumer: BaseConsumer = match self.client_config().create() {
-            Ok(consumer) => consumer,
-            Err(_) => return false,
-        };
-        consumer
-            .fetch_metadata(None, Duration::from_secs(2))
-            .is_ok()
+    fn log_tails(&self) -> String {
+        self.nodes()
+            .map(|node| {
+                let path = self.dir.path().join(format!("node-{node}/server.log"));
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                format!("--- node {node} server.log (tail) ---\n{}", tail.join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
-impl Drop for TansuBroker {
+impl Drop for KafkaCluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            // The broker's side of a failed test; its work directory is about to go.
-            eprintln!(
-                "--- tansu log (tail) ---\n{}",
-                read_log(&self.workdir.path().join("tansu.log"))
-            );
+            // The broker's side of a failed test; its directory is about to go.
+            eprintln!("{}", self.log_tails());
         }
-        self.kill();
+        // SIGKILL: the data is thrown away with the directory, so a clean shutdown buys nothing.
+        for node in self.nodes() {
+            let pid_file = self.dir.path().join(format!("node-{node}/pid"));
+            if let Ok(pid) = std::fs::read_to_string(pid_file) {
+                let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+            }
+        }
     }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    listener.local_addr().expect("local address").port()
-}
-
-fn read_log(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let tail: Vec<&str> = text.lines().rev().take(30).collect();
-    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }

@@ -1,10 +1,11 @@
-//! Helpers shared by the integration tests: a real tansu broker and condition waits.
+//! Helpers shared by the integration tests: a real Apache Kafka cluster and condition waits.
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 pub mod agents;
 pub mod broker;
 pub mod topic;
+pub mod windows;
 
 use std::time::{Duration, Instant};
 

@@ -149,3 +149,28 @@ async fn next_message(consumer: &StreamConsumer) -> Option<rdkafka::message::Bor
         Ok(Err(err)) => panic!("consumer error: {err}"),
     }
 }
+
+/// The offsets `group` has committed on `topic`'s first `partitions` partitions, added up (0 for
+/// none). Fetching committed offsets does not join the group.
+pub fn committed_offsets(servers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut list = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    match consumer.committed_offsets(list, Duration::from_secs(5)) {
+        Ok(list) => list
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                rdkafka::Offset::Offset(offset) => Some(offset),
+                _ => None,
+            })
+            .sum(),
+        Err(_) => 0,
+    }
+}
