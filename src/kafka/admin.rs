@@ -90,6 +90,8 @@ fn fetch_metadata(
         match consumer.fetch_metadata(None, left.min(Duration::from_secs(1))) {
             Ok(metadata) => return Ok(metadata),
             Err(err) => {
+                // Client errors reach the context only when the client is polled.
+                let _ = consumer.poll(Duration::ZERO);
                 if let Some(fix) = consumer.context().explained() {
                     return Err(KafkaError::ClientCreation(format!("{fix} ({err})")));
                 }

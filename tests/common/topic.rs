@@ -137,14 +137,17 @@ pub async fn read_raw(
     messages
 }
 
-/// The next message within half a second, if any; a topic that does not exist yet reads as
-/// empty (callers poll until it does), any other consumer error fails the test.
+/// The next message within half a second, if any; a topic that does not exist yet, or a broker
+/// that is down (a cluster with a node killed), reads as empty (callers poll until there is
+/// one); any other consumer error fails the test.
 async fn next_message(consumer: &StreamConsumer) -> Option<rdkafka::message::BorrowedMessage<'_>> {
     match tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
         Err(_) => None,
         Ok(Ok(message)) => Some(message),
         Ok(Err(rdkafka::error::KafkaError::MessageConsumption(
-            rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+            rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition
+            | rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure
+            | rdkafka::types::RDKafkaErrorCode::AllBrokersDown,
         ))) => None,
         Ok(Err(err)) => panic!("consumer error: {err}"),
     }
