@@ -63,9 +63,13 @@ async fn a_leader_killed_while_the_producer_publishes_loses_and_repeats_nothing(
     ]))
     .unwrap();
     let client = config.kafka.client_config(&servers);
-    ensure_topics(&client, &[TopicSpec::new(TOPIC, 4)], Duration::from_secs(30))
-        .await
-        .unwrap();
+    ensure_topics(
+        &client,
+        &[TopicSpec::new(TOPIC, 4)],
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
     assert_replicated(&cluster, TOPIC);
     let pipeline =
         Arc::new(FeedbackPipeline::new(PipelineOptions::from_config(&config, None)).unwrap());
@@ -118,9 +122,11 @@ async fn a_leader_killed_while_the_processor_consumes_changes_no_result() {
 
     run.produce(topic, first).await;
     let processor = run.spawn(topic, "failover-group", metrics).await;
-    wait_until(Duration::from_secs(60), "the first third consumed", || async {
-        (processor.stats.consumed() >= first.len() as u64).then_some(())
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "the first third consumed",
+        || async { (processor.stats.consumed() >= first.len() as u64).then_some(()) },
+    )
     .await;
     let leader = cluster.leader_of(topic, 0);
     tokio::task::block_in_place(|| cluster.kill_node(leader));

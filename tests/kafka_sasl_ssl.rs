@@ -48,8 +48,16 @@ fn make_server_keystore(dir: &Path, ca: &str) -> PathBuf {
     openssl(
         dir,
         &[
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
-            "server.key", "-out", "server.csr",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
         ],
     );
     std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
@@ -57,8 +65,21 @@ fn make_server_keystore(dir: &Path, ca: &str) -> PathBuf {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", &ca_cert, "-CAkey", &ca_key,
-            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            &ca_cert,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
         ],
     );
     let key = std::fs::read_to_string(dir.join("server.key")).unwrap();
@@ -76,7 +97,13 @@ fn password() -> String {
 /// `feedback-pipeline run` over the SASL_SSL listener with the seed's variables.
 fn run_pipeline(servers: &str, ca_file: &Path, password: &str, max_events: u32) -> Output {
     Command::new(env!("CARGO_BIN_EXE_feedback-pipeline"))
-        .args(["run", "--max-events", &max_events.to_string(), "--rate", "100"])
+        .args([
+            "run",
+            "--max-events",
+            &max_events.to_string(),
+            "--rate",
+            "100",
+        ])
         .env("KAFKA_BOOTSTRAP_SERVERS", servers)
         .env("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
         .env("KAFKA_SSL_CAFILE", ca_file)
@@ -84,7 +111,10 @@ fn run_pipeline(servers: &str, ca_file: &Path, password: &str, max_events: u32) 
         .env("KAFKA_SASL_USERNAME", USER)
         .env("KAFKA_SASL_PASSWORD", password)
         .env("KAFKA_OUTCOME_TOPIC", TOPIC)
-        .env("KAFKA_CONSUMER_GROUP", format!("secure-{}", uuid::Uuid::new_v4()))
+        .env(
+            "KAFKA_CONSUMER_GROUP",
+            format!("secure-{}", uuid::Uuid::new_v4()),
+        )
         .env("SPOOL_DIR", "off")
         .env("METRICS_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "info")
@@ -141,7 +171,10 @@ async fn the_pipeline_runs_over_sasl_ssl_and_bad_settings_name_the_variable() {
     );
 
     let ran_text = text(&ran);
-    assert!(ran.status.success(), "run over SASL_SSL failed:\n{ran_text}");
+    assert!(
+        ran.status.success(),
+        "run over SASL_SSL failed:\n{ran_text}"
+    );
     assert!(
         ran_text.contains("events consumed"),
         "the processor consumed over SASL_SSL:\n{ran_text}"

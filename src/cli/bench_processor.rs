@@ -56,27 +56,20 @@ pub struct ProcessorBenchArgs {
 /// Options of `bench cluster`.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
-    /// Outcome topic to create (4 partitions), with the result, dead-letter and checkpoint
-    /// topics `bench processor --topic` uses: the mock cluster cannot create topics later.
+    /// Outcome topic to create (4 partitions), with the result and dead-letter topics
+    /// `bench processor --topic` uses: the mock cluster cannot create topics later.
     #[arg(long, default_value = "bench-outcomes")]
     topic: String,
-    /// Runs the benchmark will make (one consumer group, so one checkpoint topic, each).
-    #[arg(long, default_value_t = 3)]
-    runs: usize,
 }
 
 /// Every topic a benchmark over `topic` writes or reads.
-fn bench_topics(topic: &str, runs: usize) -> Vec<TopicSpec> {
-    let mut topics = vec![
+fn bench_topics(topic: &str) -> Vec<TopicSpec> {
+    vec![
         TopicSpec::new(topic, 4),
         TopicSpec::new(format!("{topic}-metrics"), 4),
         TopicSpec::new(format!("{topic}-alerts"), 1),
         TopicSpec::new(format!("{topic}-dlq"), 1),
-    ];
-    topics.extend(
-        (0..runs).map(|run| TopicSpec::new(format!("{}-checkpoints", group(topic, run)), 1)),
-    );
-    topics
+    ]
 }
 
 /// The consumer group of one run.
@@ -87,7 +80,7 @@ fn group(topic: &str, run: usize) -> String {
 /// Hosts an in-process mock cluster until Ctrl-C, so a benchmark in another process can
 /// measure its own memory without the broker's.
 pub async fn cluster(args: ClusterArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let cluster = EmbeddedCluster::start(1, &bench_topics(&args.topic, args.runs))?;
+    let cluster = EmbeddedCluster::start(1, &bench_topics(&args.topic))?;
     println!("KAFKA_BOOTSTRAP_SERVERS={}", cluster.bootstrap_servers());
     println!(
         "topic {} (4 partitions); Ctrl-C stops the cluster",
@@ -114,7 +107,7 @@ pub async fn processor(
             .unwrap_or_else(|| format!("bench-{}", uuid::Uuid::new_v4().simple())),
         4,
     );
-    let topics = bench_topics(&topic.name, args.runs);
+    let topics = bench_topics(&topic.name);
     let (embedded, servers) =
         EmbeddedCluster::unless_configured(&config.kafka, &topics, Duration::from_secs(10)).await?;
     let queries = match &args.sql {

@@ -78,6 +78,12 @@ pub async fn query(config: Config, args: QueryArgs) -> Result<(), Box<dyn std::e
     let mut pending: std::collections::HashMap<i32, Vec<(i64, OutcomeEvent)>> = Default::default();
     while remaining > 0 {
         let Some(message) = consumer.poll(Duration::from_secs(5)) else {
+            // What is left below an end offset may be control records (transactions), which
+            // advance the position without reaching the application.
+            remaining -= finished_by_position(&consumer, topic, &mut ends)?;
+            if remaining == 0 {
+                break;
+            }
             return Err(format!("the topic stopped answering after {read} messages").into());
         };
         let message = message?;
@@ -133,4 +139,22 @@ pub async fn query(config: Config, args: QueryArgs) -> Result<(), Box<dyn std::e
 fn in_range(event: &OutcomeEvent, args: &QueryArgs) -> bool {
     args.from.is_none_or(|from| event.timestamp >= from)
         && args.to.is_none_or(|to| event.timestamp < to)
+}
+
+/// Removes from `ends` the partitions whose read position has reached their end offset;
+/// returns how many it removed.
+fn finished_by_position(
+    consumer: &BaseConsumer,
+    topic: &str,
+    ends: &mut std::collections::HashMap<i32, i64>,
+) -> Result<usize, Box<dyn std::error::Error>> {
+    let positions = consumer.position()?;
+    let before = ends.len();
+    ends.retain(|&partition, &mut end| {
+        !matches!(
+            positions.find_partition(topic, partition).map(|p| p.offset()),
+            Some(Offset::Offset(position)) if position >= end
+        )
+    });
+    Ok(before - ends.len())
 }

@@ -10,7 +10,6 @@ use feedback_pipeline::alerts::rules::{check_rules, load_rules};
 use feedback_pipeline::config::Config;
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::metrics::server;
-use feedback_pipeline::processor::checkpoint::checkpoint_topic;
 use feedback_pipeline::processor::query::QueryDefinition;
 use feedback_pipeline::processor::service::Processor;
 
@@ -91,7 +90,6 @@ pub fn topic_specs(config: &Config) -> Vec<TopicSpec> {
         TopicSpec::new(&config.topics.metrics, 4),
         TopicSpec::new(&config.topics.alerts, 1),
         TopicSpec::new(&config.topics.dead_letters, 1),
-        TopicSpec::new(checkpoint_topic(&config.kafka.consumer_group), 1),
     ]
 }
 

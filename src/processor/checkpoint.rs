@@ -1,117 +1,109 @@
-//! Checkpoints: how far each partition's windows were emitted, written to a small topic of
-//! the consumer group before its offsets are committed, and read back when a partition is
-//! assigned. (Offset commit metadata would do, but not every broker keeps it.)
+//! Checkpoints: how far each partition's windows were emitted, stored as the metadata of the
+//! partition's committed offset. Offset and checkpoint commit in one request, so they can never
+//! disagree, and a new owner of the partition gets both from one offset fetch.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::engine::PartitionCheckpoint;
 
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Offset fetches tried before the partitions start without their checkpoints.
+const FETCH_ATTEMPTS: u32 = 3;
 
-/// The checkpoint topic of a consumer group.
-pub fn checkpoint_topic(group: &str) -> String {
-    format!("{group}-checkpoints")
-}
+/// The metadata a broker keeps with a committed offset by default (`offset.metadata.max.bytes`).
+pub const METADATA_LIMIT: usize = 4096;
 
-fn key(source_topic: &str, partition: i32) -> String {
-    format!("{source_topic}/{partition}")
-}
-
-/// Writes checkpoints and waits for the broker's acknowledgement.
-pub async fn save(
-    producer: &FutureProducer,
+/// Adds `partition`'s commit at `offset`, carrying `checkpoint`, to `list`.
+pub fn add_commit(
+    list: &mut TopicPartitionList,
     topic: &str,
-    source_topic: &str,
-    checkpoints: &[(i32, PartitionCheckpoint)],
+    partition: i32,
+    offset: i64,
+    checkpoint: &PartitionCheckpoint,
 ) -> KafkaResult<()> {
-    let records: Vec<(String, String)> = checkpoints
-        .iter()
-        .map(|(partition, checkpoint)| {
-            (
-                key(source_topic, *partition),
-                serde_json::to_string(checkpoint).unwrap_or_default(),
-            )
-        })
-        .collect();
-    let sends = records.iter().map(|(key, value)| {
-        producer.send(
-            FutureRecord::to(topic).key(key).payload(value),
-            Duration::from_secs(30),
-        )
-    });
-    for result in futures::future::join_all(sends).await {
-        result.map_err(|(err, _)| err)?;
-    }
+    let mut element = list.add_partition(topic, partition);
+    element.set_offset(Offset::Offset(offset))?;
+    element.set_metadata(serde_json::to_string(checkpoint).unwrap_or_default());
     Ok(())
 }
 
-/// Reads the latest checkpoint of each of `partitions` (blocking; the topic is small).
-pub fn load(
-    config: &ClientConfig,
+/// The committed checkpoints of `partitions` (blocking). A timeout or a coordinator error is
+/// retried; a partition committed without a checkpoint (or never) is left out.
+pub fn load<X: ConsumerContext>(
+    consumer: &impl Consumer<X>,
     topic: &str,
-    source_topic: &str,
     partitions: &[i32],
 ) -> KafkaResult<HashMap<i32, PartitionCheckpoint>> {
-    let wanted: HashMap<String, i32> = partitions
-        .iter()
-        .map(|&p| (key(source_topic, p), p))
-        .collect();
-    let consumer: BaseConsumer = config
-        .clone()
-        .set("group.id", format!("{topic}-reader"))
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let (low, high) = match consumer.fetch_watermarks(topic, 0, READ_TIMEOUT) {
-        Ok(marks) => marks,
-        // No checkpoint topic yet: nothing was ever committed by this group.
-        Err(KafkaError::MetadataFetch(_)) => return Ok(HashMap::new()),
-        Err(err) => return Err(err),
+    let mut wanted = TopicPartitionList::new();
+    for &partition in partitions {
+        wanted.add_partition(topic, partition);
+    }
+    let mut attempt = 1;
+    let committed = loop {
+        match consumer.committed_offsets(wanted.clone(), FETCH_TIMEOUT) {
+            Ok(committed) => break committed,
+            Err(err) if attempt < FETCH_ATTEMPTS => {
+                tracing::warn!(%err, attempt, "fetching committed checkpoints failed; retrying");
+                attempt += 1;
+            }
+            Err(err) => return Err(err),
+        }
     };
     let mut found = HashMap::new();
-    if high <= low {
-        return Ok(found);
-    }
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, 0, Offset::Beginning)?;
-    consumer.assign(&assignment)?;
-    let deadline = Instant::now() + READ_TIMEOUT;
-    // Read past the high watermark until the topic goes quiet: some brokers (tansu 0.6)
-    // report the end of a multi-record batch as its first offset + 1.
-    let mut reached_end = false;
-    while Instant::now() < deadline {
-        let wait = if reached_end {
-            Duration::from_millis(300)
-        } else {
-            Duration::from_millis(500)
-        };
-        let Some(message) = consumer.poll(wait) else {
-            if reached_end {
-                return Ok(found);
-            }
+    for element in committed.elements() {
+        if element.metadata().is_empty() {
             continue;
-        };
-        let message = message?;
-        let partition = message
-            .key()
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .and_then(|k| wanted.get(k));
-        if let (Some(&partition), Some(payload)) = (partition, message.payload()) {
-            match serde_json::from_slice::<PartitionCheckpoint>(payload) {
-                Ok(checkpoint) => {
-                    found.insert(partition, checkpoint);
-                }
-                Err(err) => tracing::warn!(%err, partition, "unreadable checkpoint skipped"),
+        }
+        match serde_json::from_str::<PartitionCheckpoint>(element.metadata()) {
+            Ok(checkpoint) => {
+                found.insert(element.partition(), checkpoint);
+            }
+            Err(err) => {
+                tracing::warn!(%err, partition = element.partition(), "unreadable checkpoint skipped")
             }
         }
-        reached_end |= message.offset() + 1 >= high;
     }
-    Err(KafkaError::MetadataFetch(
-        rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
-    ))
+    Ok(found)
+}
+
+/// Fails when the largest checkpoint `query_names` can produce would not fit the broker's
+/// default metadata limit: every commit would then be refused.
+pub fn check_size<'a>(query_names: impl IntoIterator<Item = &'a str>) -> KafkaResult<()> {
+    let largest = PartitionCheckpoint {
+        read_through: i64::MIN,
+        closed: query_names
+            .into_iter()
+            .map(|name| (name.to_owned(), i64::MIN))
+            .collect(),
+    };
+    let size = serde_json::to_string(&largest).map_or(0, |text| text.len());
+    if size <= METADATA_LIMIT {
+        return Ok(());
+    }
+    Err(KafkaError::ClientCreation(format!(
+        "the checkpoint of {} queries takes up to {size} bytes, over the {METADATA_LIMIT} bytes \
+         Kafka keeps with a committed offset by default: load fewer queries from \
+         PROCESSOR_SQL_DIR, shorten their file names, or raise offset.metadata.max.bytes on the \
+         brokers",
+        largest.closed.len()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_number_of_queries_fits_and_a_flood_does_not() {
+        let names: Vec<String> = (0..10).map(|n| format!("shipped_query_{n:02}")).collect();
+        assert!(check_size(names.iter().map(String::as_str)).is_ok());
+        let flood: Vec<String> = (0..200).map(|n| format!("query_number_{n:04}")).collect();
+        let err = check_size(flood.iter().map(String::as_str)).unwrap_err();
+        assert!(err.to_string().contains("PROCESSOR_SQL_DIR"), "{err}");
+    }
 }

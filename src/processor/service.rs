@@ -10,7 +10,7 @@ use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use super::batch::ConsumedBatch;
@@ -25,7 +25,6 @@ use super::stats::ProcessorStats;
 use crate::alerts::{AlertEvaluator, AlertRecord, AlertRule};
 use crate::config::Config;
 use crate::event::OutcomeEventView;
-use crate::kafka::{TopicSpec, ensure_topics};
 use crate::metrics::Metrics;
 use crate::metrics::server::Readiness;
 
@@ -71,8 +70,6 @@ pub struct Processor {
     alerts: AlertEvaluator,
     alerts_topic: String,
     alert_sink: Option<mpsc::UnboundedSender<AlertRecord>>,
-    client_config: ClientConfig,
-    checkpoint_topic: String,
     outcome_topic: String,
     metrics_topic: String,
     dead_letter_topic: String,
@@ -94,6 +91,7 @@ impl Processor {
         queries: &[Arc<QueryDefinition>],
     ) -> Result<Self, ProcessorError> {
         let settings = &config.processor;
+        checkpoint::check_size(queries.iter().map(|q| q.name.as_str()))?;
         let metrics = Arc::new(Metrics::new(settings.metrics_max_series)?);
         let consumer = create_consumer(
             config.kafka.consumer_config(servers),
@@ -132,8 +130,6 @@ impl Processor {
             alerts: AlertEvaluator::new(Vec::new()),
             alerts_topic: config.topics.alerts.clone(),
             alert_sink: None,
-            client_config: config.kafka.client_config(servers),
-            checkpoint_topic: checkpoint::checkpoint_topic(&config.kafka.consumer_group),
             outcome_topic: config.topics.outcomes.clone(),
             metrics_topic: config.topics.metrics.clone(),
             dead_letter_topic: config.topics.dead_letters.clone(),
@@ -188,11 +184,6 @@ impl Processor {
     /// Runs until `shutdown` completes, then commits what is safe and returns.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ProcessorError> {
         tokio::pin!(shutdown);
-        let spec = [TopicSpec::new(&self.checkpoint_topic, 1)];
-        if let Err(err) = ensure_topics(&self.client_config, &spec, Duration::from_secs(10)).await {
-            // The in-process cluster cannot create topics; it is started with this one.
-            tracing::debug!(%err, topic = %self.checkpoint_topic, "checkpoint topic not created");
-        }
         let mut batch = ConsumedBatch::with_capacity(MAX_BATCH);
         loop {
             let deadline = tokio::time::Instant::now() + self.tick;
@@ -279,12 +270,7 @@ impl Processor {
     /// Reads the partitions' checkpoints so windows already emitted are not emitted again.
     fn restore(&mut self, partitions: &[i32]) {
         let loaded = tokio::task::block_in_place(|| {
-            checkpoint::load(
-                &self.client_config,
-                &self.checkpoint_topic,
-                &self.outcome_topic,
-                partitions,
-            )
+            checkpoint::load(&*self.consumer, &self.outcome_topic, partitions)
         });
         match loaded {
             Ok(checkpoints) => {
@@ -508,7 +494,7 @@ impl Processor {
     }
 
     /// Every commit interval (and when `now`): once every record sent so far is acknowledged,
-    /// saves checkpoints, then commits the offsets every emitted window allows.
+    /// commits the offsets every emitted window allows, each with its checkpoint.
     async fn commit(&mut self, now: bool) {
         if !now && self.last_commit_at.elapsed() < self.commit_interval {
             return;
@@ -529,35 +515,26 @@ impl Processor {
         let positions = self.engine.commit_positions();
         let read = self.engine.read_positions();
         let mut list = TopicPartitionList::new();
-        let mut checkpoints = Vec::new();
         for (&partition, &offset) in &positions {
             if self.last_commit.get(&partition) == Some(&offset) {
                 continue;
             }
             let read_through = read.get(&partition).copied().unwrap_or(offset);
-            checkpoints.push((partition, self.engine.checkpoint(partition, read_through)));
-            if let Err(err) =
-                list.add_partition_offset(&self.outcome_topic, partition, Offset::Offset(offset))
-            {
+            let checkpoint = self.engine.checkpoint(partition, read_through);
+            if let Err(err) = checkpoint::add_commit(
+                &mut list,
+                &self.outcome_topic,
+                partition,
+                offset,
+                &checkpoint,
+            ) {
                 tracing::warn!(%err, partition, "cannot commit this offset");
             }
         }
         if list.count() == 0 {
             return;
         }
-        if let Err(err) = checkpoint::save(
-            &self.producer,
-            &self.checkpoint_topic,
-            &self.outcome_topic,
-            &checkpoints,
-        )
-        .await
-        {
-            self.stats.add_commit(false);
-            tracing::warn!(%err, "saving checkpoints failed; offsets not committed");
-            return;
-        }
-        tracing::trace!(?checkpoints, ?positions, "committing");
+        tracing::trace!(?list, "committing offsets with their checkpoints");
         let consumer = Arc::clone(&self.consumer);
         let result = tokio::task::block_in_place(|| consumer.commit(&list, CommitMode::Sync));
         self.stats.add_commit(result.is_ok());

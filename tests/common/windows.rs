@@ -13,8 +13,8 @@ use super::wait_until;
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
-use feedback_pipeline::processor::query::QueryDefinition;
 use feedback_pipeline::metrics::Metrics;
+use feedback_pipeline::processor::query::QueryDefinition;
 use feedback_pipeline::processor::service::Processor;
 use feedback_pipeline::processor::stats::ProcessorStats;
 
