@@ -33,6 +33,10 @@ echo "== ours and the bare consumer, $runs runs"
 "$bin" bench processor --events "$events" --topic "$topic" --runs "$runs" --skip-produce \
     --sql bench/kafka-streams/sql | tee "$work/ours.txt"
 
+echo "== ours alone, 1 run, for a peak RSS without the bare consumer's buffers"
+"$bin" bench processor --events "$events" --topic "$topic" --runs 1 --skip-produce \
+    --processor-only --sql bench/kafka-streams/sql | tee "$work/ours-alone.txt"
+
 echo "== Kafka Streams, $runs runs"
 for run in $(seq 1 "$runs"); do
     java -Xms256m -Xmx1g -cp "$streams_cp" dev.feedbackpipeline.bench.WindowBench \
@@ -45,9 +49,9 @@ ours=$(grep '^run' "$work/ours.txt" | grep -o 'processor *[0-9]*' | awk '{print 
 bare=$(grep '^run' "$work/ours.txt" | grep -o 'bare consumer *[0-9]*' | awk '{print $3}' | median)
 streams=$(awk '/^kafka-streams/ {print $2}' "$work/streams.txt" | median)
 streams_rss=$(awk '/^kafka-streams/ {print $(NF-1)}' "$work/streams.txt" | sort -n | tail -1)
-ours_rss=$(grep -o 'VmHWM after the producing phase): [0-9]*' "$work/ours.txt" | awk '{print $NF}')
+ours_rss=$(grep -o 'VmHWM after the producing phase): [0-9]*' "$work/ours-alone.txt" | awk '{print $NF}')
 echo "== medians over $runs runs of $events events"
-printf '%-16s %12s events/s   peak RSS %s MB (with the bare consumer runs)\n' ours "$ours" "$ours_rss"
+printf '%-16s %12s events/s   peak RSS %s MB\n' ours "$ours" "$ours_rss"
 printf '%-16s %12s events/s\n' "bare consumer" "$bare"
 printf '%-16s %12s events/s   peak RSS %s MB (JVM, -Xmx1g)\n' "kafka streams" "$streams" "$streams_rss"
 awk -v o="$ours" -v b="$bare" -v s="$streams" \

@@ -24,6 +24,7 @@ for tool in java mvn; do
 done
 
 echo "installing Apache Kafka $KAFKA_VERSION jars into $HOME_DIR" >&2
+mkdir -p "$CACHE_ROOT"
 staging="$(mktemp -d "$CACHE_ROOT/kafka-install.XXXXXX")"
 trap 'rm -rf "$staging"' EXIT
 mvn -B -q -f "$here/kafka/pom.xml" dependency:copy-dependencies \

@@ -1,5 +1,6 @@
-//! Events produced with rdkafka to a real broker (tansu over TCP) and to librdkafka's in-process
-//! mock cluster come back byte-for-byte and field-for-field, keyed and partitioned by agent.
+//! Events produced with rdkafka to a real broker (Apache Kafka over TCP) and to librdkafka's
+//! in-process mock cluster come back byte-for-byte and field-for-field, keyed and partitioned by
+//! agent.
 
 mod common;
 

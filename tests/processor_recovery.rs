@@ -10,8 +10,6 @@ use common::broker::KafkaCluster;
 use common::topic::committed_offsets;
 use common::wait_until;
 use common::windows::{WindowRun, events, expected_keys};
-use feedback_pipeline::processor::query::QueryDefinition;
-use feedback_pipeline::processor::service::Processor;
 
 /// Events per run: enough that the producer's batches hold thousands of records.
 const EVENTS: usize = 30_000;
@@ -83,21 +81,9 @@ async fn two_instances_in_one_group_give_the_results_of_one() {
     let topic = "outcomes-pair";
     let metrics = "metrics-pair";
     setup.topics(&[topic, metrics]).await;
-    let config = setup.config(topic, "pair-group", metrics);
-    let queries = QueryDefinition::load_dir(setup.sql_dir.path())
-        .await
-        .unwrap();
-    let mut stops = Vec::new();
-    let mut runs = Vec::new();
-    let mut stats = Vec::new();
+    let mut instances = Vec::new();
     for _ in 0..2 {
-        let processor = Processor::new(&config, &setup.servers, &queries).unwrap();
-        stats.push(processor.stats());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        stops.push(stop);
-        runs.push(tokio::spawn(processor.run(async move {
-            let _ = stopped.await;
-        })));
+        instances.push(setup.spawn(topic, "pair-group", metrics).await);
         // Let the first one join before the second, as a rolling start would.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -105,9 +91,9 @@ async fn two_instances_in_one_group_give_the_results_of_one() {
         Duration::from_secs(60),
         "both instances to hold partitions",
         || async {
-            stats
+            instances
                 .iter()
-                .all(|s| s.snapshot().rebalances >= 1)
+                .all(|i| i.stats.snapshot().rebalances >= 1)
                 .then_some(())
         },
     )
@@ -116,12 +102,9 @@ async fn two_instances_in_one_group_give_the_results_of_one() {
     setup.produce(topic, &events).await;
     let expected = expected_keys(&events);
     let together = setup.results(metrics, expected.len()).await;
-    let consumed: Vec<u64> = stats.iter().map(|s| s.snapshot().consumed).collect();
-    for stop in stops {
-        let _ = stop.send(());
-    }
-    for run in runs {
-        run.await.unwrap().unwrap();
+    let consumed: Vec<u64> = instances.iter().map(|i| i.stats.consumed()).collect();
+    for instance in instances {
+        instance.stop().await;
     }
     let reference = setup.reference(topic, &events).await;
     assert_eq!(

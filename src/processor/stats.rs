@@ -142,7 +142,7 @@ impl ProcessorStats {
             )?,
             commit_failures: counter(
                 "feedback_pipeline_processor_commit_failures_total",
-                "Offset commits (or the checkpoints before them) that failed.",
+                "Offset commits (each carrying its checkpoint) that failed.",
             )?,
             rebalances: counter(
                 "feedback_pipeline_processor_rebalances_total",
