@@ -14,7 +14,24 @@ use common::windows::{WindowRun, events, expected_keys};
 /// Events per run: enough that the producer's batches hold thousands of records.
 const EVENTS: usize = 30_000;
 
-fn spawn_serve(vars: &[(String, String)]) -> Child {
+/// A `serve` child process, killed (SIGKILL) when dropped, so a failing test leaves none behind.
+struct Serve(Child);
+
+impl Serve {
+    /// Kills it with SIGKILL, as a crash would, and reaps it.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_serve(vars: &[(String, String)]) -> Serve {
     Command::new(env!("CARGO_BIN_EXE_feedback-pipeline"))
         .arg("serve")
         .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -25,6 +42,7 @@ fn spawn_serve(vars: &[(String, String)]) -> Child {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
+        .map(Serve)
         .expect("starting feedback-pipeline serve")
 }
 
@@ -50,13 +68,11 @@ async fn a_kill_9_and_restart_gives_the_results_of_an_uninterrupted_run() {
     })
     .await;
     setup.produce(topic, rest).await;
-    serve.kill().unwrap(); // no shutdown, no final commit
-    serve.wait().unwrap();
+    serve.kill(); // no shutdown, no final commit
     let mut serve = spawn_serve(&vars);
     let expected = expected_keys(&events);
     let crashed = setup.results(metrics, expected.len()).await;
-    serve.kill().unwrap();
-    serve.wait().unwrap();
+    serve.kill();
 
     let reference = setup.reference(topic, &events).await;
     assert_eq!(
