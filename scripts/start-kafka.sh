@@ -156,7 +156,13 @@ PROPERTIES
     fi
 }
 
-cluster_id="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+# A random cluster id (base64 of a UUID) that does not start with '-', which the storage tool's
+# argument parser would read as an option.
+cluster_id="$(python3 -c '
+import base64, uuid
+while (text := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+    pass
+print(text)')"
 scram=()
 [[ -n "$pem" ]] && scram=(--add-scram "SCRAM-SHA-512=[name=$scram_user,password=$KAFKA_SCRAM_PASSWORD]")
 for n in $(seq 1 "$brokers"); do

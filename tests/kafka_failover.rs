@@ -46,6 +46,15 @@ fn end_offsets(cluster: &KafkaCluster, topic: &str, partitions: i32) -> i64 {
         .sum()
 }
 
+/// A 3-node cluster with `topic` and `metrics` on it (4 partitions, 3 replicas each).
+async fn three_nodes_with(topic: &str, metrics: &str) -> (KafkaCluster, WindowRun) {
+    let cluster = KafkaCluster::start_with(3, None);
+    let run = WindowRun::new(&cluster.bootstrap_servers());
+    run.topics(&[topic, metrics]).await;
+    assert_replicated(&cluster, topic);
+    (cluster, run)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_while_the_producer_publishes_loses_and_repeats_nothing() {
     const TOPIC: &str = "agent-outcomes";
@@ -112,11 +121,8 @@ async fn a_leader_killed_while_the_producer_publishes_loses_and_repeats_nothing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_while_the_processor_consumes_changes_no_result() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
-    let cluster = KafkaCluster::start_with(3, None);
-    let run = WindowRun::new(&cluster.bootstrap_servers());
     let (topic, metrics) = ("outcomes-failover", "metrics-failover");
-    run.topics(&[topic, metrics]).await;
-    assert_replicated(&cluster, topic);
+    let (cluster, run) = three_nodes_with(topic, metrics).await;
     let events = events(60_000);
     let (first, rest) = events.split_at(events.len() / 3);
 
@@ -147,10 +153,8 @@ async fn a_leader_killed_while_the_processor_consumes_changes_no_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_broker_restart_the_processor_lag_returns_to_zero() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
-    let cluster = KafkaCluster::start_with(3, None);
-    let run = WindowRun::new(&cluster.bootstrap_servers());
     let (topic, metrics) = ("outcomes-restart", "metrics-restart");
-    run.topics(&[topic, metrics]).await;
+    let (cluster, run) = three_nodes_with(topic, metrics).await;
     let events = events(30_000);
     let (first, rest) = events.split_at(events.len() / 2);
     let processor = run.spawn(topic, "restart-group", metrics).await;
