@@ -133,16 +133,16 @@ impl SinkWorker {
                 Ok(Command::Event(event)) => self.handle(&event),
                 Ok(Command::Flush(timeout, reply)) => {
                     self.shared.replay.resume();
-                    let _ = reply.send(self.flush(timeout, Purge::Queued));
+                    let _ = reply.send(self.flush(timeout));
                 }
                 Ok(Command::Shutdown(timeout, reply)) => {
                     self.shared.replay.resume();
-                    let _ = reply.send(self.flush(timeout, Purge::QueuedAndInFlight));
+                    let _ = reply.send(self.flush(timeout));
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.flush(Duration::from_secs(1), Purge::QueuedAndInFlight);
+                    self.flush(Duration::from_secs(1));
                     return;
                 }
             }
@@ -310,7 +310,7 @@ impl SinkWorker {
         };
         tracing::warn!("replays keep failing; starting a fresh Kafka producer session");
         if let Some(old) = self.producer.replace(fresh) {
-            purge_into_spool(&old, Purge::QueuedAndInFlight);
+            purge_into_spool(&old);
         }
     }
 
@@ -321,9 +321,9 @@ impl SinkWorker {
         self.replay_not_before = Instant::now() + self.replay_backoff;
     }
 
-    /// Delivers what librdkafka holds and replays the spool, within `timeout`; at the deadline
-    /// what `purge` names is moved into the spool.
-    fn flush(&mut self, timeout: Duration, purge: Purge) -> FlushOutcome {
+    /// Delivers what librdkafka holds and replays the spool, within `timeout`; whatever is
+    /// still in memory at the deadline is purged into the spool.
+    fn flush(&mut self, timeout: Duration) -> FlushOutcome {
         let deadline = Instant::now() + timeout;
         let spool = self.shared.spool.clone();
         let spool_pending = move || spool.as_ref().map_or(0, |s| s.pending_records());
@@ -346,7 +346,7 @@ impl SinkWorker {
         }
         let producer = self.producer.as_ref().expect("checked above");
         if !delivered || producer.in_flight_count() > 0 {
-            purge_into_spool(producer, purge);
+            purge_into_spool(producer);
             delivered = false;
         }
         let pending = spool_pending();
@@ -367,34 +367,10 @@ fn create_producer(
     ThreadedProducer::from_config_and_context(config, context)
 }
 
-/// What a flush that runs out of time takes back from librdkafka into the spool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Purge {
-    /// Messages not sent yet: they cannot have reached the broker, so spooling them repeats
-    /// nothing. Messages in flight stay with librdkafka, whose delivery report publishes or
-    /// spools each (a flush that purged them too put every one the broker had in fact written
-    /// on the topic twice once replayed: 44k of 50k during a leader failover).
-    Queued,
-    /// Everything, in flight too: the producer is going away, and a copy on the topic twice
-    /// beats one lost with the process.
-    QueuedAndInFlight,
-}
-
-/// Drops what `purge` names from librdkafka; the delivery callback spools each purged message.
-fn purge_into_spool(producer: &ThreadedProducer<SinkContext>, purge: Purge) {
-    let config = match purge {
-        Purge::Queued => PurgeConfig::default().queue(),
-        Purge::QueuedAndInFlight => PurgeConfig::default().queue().inflight(),
-    };
-    producer.purge(config);
-    // Only a full purge empties librdkafka; after a partial one the rest is still on its way.
-    let wait = if purge == Purge::Queued {
-        Duration::ZERO
-    } else {
-        Duration::from_secs(2)
-    };
-    let deadline = Instant::now() + wait;
-    producer.poll(Duration::ZERO);
+/// Drops what librdkafka still holds; the delivery callback spools each purged message.
+fn purge_into_spool(producer: &ThreadedProducer<SinkContext>) {
+    producer.purge(PurgeConfig::default().queue().inflight());
+    let deadline = Instant::now() + Duration::from_secs(2);
     while producer.in_flight_count() > 0 && Instant::now() < deadline {
         producer.poll(Duration::from_millis(10));
     }
