@@ -15,6 +15,7 @@ use serde_json::Value;
 use common::broker::KafkaCluster;
 use common::topic::send_one;
 use common::wait_until;
+use common::windows::start;
 use feedback_pipeline::alerts::rules::{BUILTIN_RULES, parse_rules};
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
@@ -230,10 +231,7 @@ async fn prometheus_scrapes_metrics_and_every_dashboard_panel_returns_data() {
     .await
     .unwrap();
     tokio::spawn(server);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(processor.run(async move {
-        let _ = stopped.await;
-    }));
+    let (stop, running) = start(processor);
 
     let producer: FutureProducer = config.kafka.producer_config(&servers).create().unwrap();
     for event in events() {

@@ -18,13 +18,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use common::broker::KafkaCluster;
 use common::topic::{read_raw, send_all, send_one};
 use common::wait_until;
+use common::windows::start;
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::OutcomeEvent;
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::processor::batch::ConsumedBatch;
 use feedback_pipeline::processor::fetch_queue::FetchQueue;
 use feedback_pipeline::processor::query::QueryDefinition;
-use feedback_pipeline::processor::service::{Processor, ProcessorError};
+use feedback_pipeline::processor::service::Processor;
 use feedback_pipeline::processor::source::{OutcomeConsumer, create_consumer};
 use feedback_pipeline::processor::stats::ProcessorStats;
 
@@ -271,17 +272,6 @@ impl Backlog {
             .unwrap();
         Processor::new(&self.config, &self.broker.bootstrap_servers(), &queries).unwrap()
     }
-}
-
-type Running = tokio::task::JoinHandle<Result<(), ProcessorError>>;
-
-/// Runs `processor` until the returned sender is used (or dropped).
-fn start(processor: Processor) -> (tokio::sync::oneshot::Sender<()>, Running) {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(processor.run(async move {
-        let _ = stopped.await;
-    }));
-    (stop, run)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

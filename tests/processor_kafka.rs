@@ -15,6 +15,7 @@ use serde_json::Value;
 use common::broker::KafkaCluster;
 use common::topic::{read_raw, send_all, send_one};
 use common::wait_until;
+use common::windows::start;
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
@@ -134,10 +135,7 @@ async fn windows_match_a_plain_loop_and_bad_input_goes_to_the_dead_letter_topic(
     let queries = QueryDefinition::load_dir(sql_dir.path()).await.unwrap();
     let processor = Processor::new(&config, &servers, &queries).unwrap();
     let stats = processor.stats();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(processor.run(async move {
-        let _ = stopped.await;
-    }));
+    let (stop, running) = start(processor);
 
     // Expected: per (window start, agent): count, latency sum, failures.
     let mut expected: BTreeMap<(i64, String), (u64, f64, u64)> = BTreeMap::new();

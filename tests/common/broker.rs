@@ -135,17 +135,21 @@ impl KafkaCluster {
 
     /// Kills node `node` with SIGKILL, as a crash would.
     pub fn kill_node(&self, node: i32) {
-        let pid = std::fs::read_to_string(self.dir.path().join(format!("node-{node}/pid")))
-            .expect("node pid file");
-        let status = Command::new("kill")
-            .args(["-KILL", pid.trim()])
-            .status()
-            .unwrap();
+        let pid = self.node_pid(node).expect("node pid file");
+        let status = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
         assert!(status.success(), "kill -KILL {pid}");
         // Wait for the process to be gone, so its ports are free for the restart.
-        while Path::new(&format!("/proc/{}", pid.trim())).exists() {
+        while Path::new(&format!("/proc/{pid}")).exists() {
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Node `node`'s latest pid, from the file `scripts/start-kafka.sh` writes.
+    fn node_pid(&self, node: i32) -> Option<String> {
+        let file = self.dir.path().join(format!("node-{node}/pid"));
+        std::fs::read_to_string(file)
+            .ok()
+            .map(|pid| pid.trim().to_owned())
     }
 
     /// Starts node `node` again on its ports and data (after [`Self::kill_node`]).
@@ -209,11 +213,12 @@ impl Drop for KafkaCluster {
             eprintln!("{}", self.log_tails());
         }
         // SIGKILL: the data is thrown away with the directory, so a clean shutdown buys nothing.
-        for node in self.nodes() {
-            let pid_file = self.dir.path().join(format!("node-{node}/pid"));
-            if let Ok(pid) = std::fs::read_to_string(pid_file) {
-                let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
-            }
+        // Nodes a test killed already are gone; `kill` saying so is not news.
+        for pid in self.nodes().filter_map(|node| self.node_pid(node)) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }

@@ -15,7 +15,7 @@ use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::metrics::Metrics;
 use feedback_pipeline::processor::query::QueryDefinition;
-use feedback_pipeline::processor::service::Processor;
+use feedback_pipeline::processor::service::{Processor, ProcessorError};
 use feedback_pipeline::processor::stats::ProcessorStats;
 
 /// 2026-01-01T00:00:00Z: the events' event time starts here and spans 90 s.
@@ -174,10 +174,22 @@ impl WindowRun {
     }
 }
 
-/// An in-process processor on a tokio task.
+/// The task of a processor started by [`start`]: its `run` result.
+pub type Running = tokio::task::JoinHandle<Result<(), ProcessorError>>;
+
+/// Runs `processor` on a tokio task until the returned sender is used (or dropped).
+pub fn start(processor: Processor) -> (tokio::sync::oneshot::Sender<()>, Running) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(processor.run(async move {
+        let _ = stopped.await;
+    }));
+    (stop, run)
+}
+
+/// An in-process processor on a tokio task, with its counters and metrics.
 pub struct RunningProcessor {
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    task: Running,
     /// Its counters.
     pub stats: std::sync::Arc<ProcessorStats>,
     /// Everything it exports on `/metrics`.
@@ -188,7 +200,7 @@ impl RunningProcessor {
     /// Stops it; panics if it had failed.
     pub async fn stop(self) {
         let _ = self.stop.send(());
-        self.task.await.unwrap();
+        self.task.await.unwrap().unwrap();
     }
 
     /// The consumer lag it exports, added up over `topic`'s partitions, once it exports one
@@ -216,15 +228,7 @@ impl WindowRun {
             .unwrap();
         let processor = Processor::new(&config, &self.servers, &queries).unwrap();
         let (stats, exported) = (processor.stats(), processor.metrics());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            processor
-                .run(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap()
-        });
+        let (stop, task) = start(processor);
         RunningProcessor {
             stop,
             task,
