@@ -27,8 +27,9 @@ pub fn hint(error: &KafkaError, reason: &str) -> Option<&'static str> {
     }
 }
 
-/// Logs a client-level error: as a warning naming the variable to fix where [`hint`] knows
-/// one, else as librdkafka's own text. Neither carries a secret: librdkafka does not quote them.
+/// Logs a client-level error: as an error naming the variable to fix where [`hint`] knows one,
+/// else as a warning with librdkafka's own text. Neither carries a secret: librdkafka does not
+/// quote them.
 pub fn log_client_error(error: &KafkaError, reason: &str) {
     match hint(error, reason) {
         Some(fix) => tracing::error!(%error, reason, "Kafka connection failed: {fix}"),

@@ -14,6 +14,8 @@ use super::engine::PartitionCheckpoint;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Offset fetches tried before the partitions start without their checkpoints.
 const FETCH_ATTEMPTS: u32 = 3;
+/// Wait before the first retry; the second waits twice as long.
+const FETCH_BACKOFF: Duration = Duration::from_millis(500);
 
 /// The metadata a broker keeps with a committed offset by default (`offset.metadata.max.bytes`).
 pub const METADATA_LIMIT: usize = 4096;
@@ -49,6 +51,8 @@ pub fn load<X: ConsumerContext>(
             Ok(committed) => break committed,
             Err(err) if attempt < FETCH_ATTEMPTS => {
                 tracing::warn!(%err, attempt, "fetching committed checkpoints failed; retrying");
+                // A coordinator that is moving or loading answers at once: give it a moment.
+                std::thread::sleep(FETCH_BACKOFF * attempt);
                 attempt += 1;
             }
             Err(err) => return Err(err),

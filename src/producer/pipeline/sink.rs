@@ -28,8 +28,7 @@ const MAX_REPLAY_BACKOFF: Duration = Duration::from_secs(10);
 const LIBRDKAFKA_QUEUE_FULL_WAIT: Duration = Duration::from_millis(100);
 /// Consecutive failed replays after which the producer is replaced by a fresh one. An
 /// idempotent producer whose messages timed out bumps its epoch on its own, and some
-/// brokers refuse that epoch forever; a new producer session starts
-/// clean.
+/// brokers refuse that epoch forever; a new producer session starts clean.
 const REBUILD_AFTER_FAILED_REPLAYS: u32 = 4;
 
 /// Where and how to publish.
