@@ -187,6 +187,7 @@ fn substitute(expr: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_metrics_and_every_dashboard_panel_returns_data() {
+    common::init_logs();
     let broker = KafkaCluster::start();
     let servers = broker.bootstrap_servers();
     let vars = [
@@ -264,13 +265,14 @@ async fn prometheus_scrapes_metrics_and_every_dashboard_panel_returns_data() {
     )
     .await;
     for path in ["healthz", "readyz"] {
-        let status = client
+        let response = client
             .get(format!("http://{addr}/{path}"))
             .send()
             .await
-            .unwrap()
-            .status();
-        assert!(status.is_success(), "/{path}: {status}");
+            .unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert!(status.is_success(), "/{path}: {status} {body}");
     }
 
     let mut promtool = Command::new(prometheus_binary("promtool"))

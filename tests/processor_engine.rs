@@ -90,6 +90,7 @@ async fn engine(queries: &[(&str, &str)]) -> WindowEngine {
             out_of_orderness: Duration::from_secs(30),
             grace: Duration::ZERO,
             idle_after: Duration::from_secs(3600),
+            max_groups_per_window: 1_000_000,
         },
     )
     .unwrap()
@@ -548,4 +549,146 @@ async fn closing_windows_midway_keeps_the_panes_later_windows_need() {
     };
     closed.extend(run(&mut split, &rest));
     assert_eq!(count(&closed), reference);
+}
+
+#[tokio::test]
+async fn a_jump_of_millennia_between_events_closes_only_windows_with_data() {
+    let mut engine = engine(&[
+        (
+            "per_agent",
+            "SELECT agent_name, COUNT(*) AS n FROM agent_outcomes \
+             WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS) GROUP BY agent_name",
+        ),
+        (
+            "overall",
+            "SELECT COUNT(*) AS n FROM agent_outcomes WINDOW TUMBLING (SIZE 1 SECOND)",
+        ),
+    ])
+    .await;
+    // Year -9999, 1970, 2026 and ten years later, each a partition's next event: a loop over
+    // the empty windows between them would take days.
+    let times = [
+        -377_705_116_800_000,
+        0,
+        BASE,
+        BASE + 10 * 365 * 24 * 60 * MINUTE,
+    ];
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let now = Instant::now();
+        let mut closed = 0;
+        for (offset, &time) in times.iter().enumerate() {
+            let mut event = OutcomeEvent::builder("agent_a", "act").build().unwrap();
+            event.timestamp = Utc.timestamp_millis_opt(time).unwrap();
+            let late = engine
+                .ingest_events(0, &[(offset as i64, event)], now)
+                .unwrap();
+            assert!(late.is_empty(), "later events are never late");
+            closed += engine.advance(now, 0).unwrap().len();
+        }
+        let _ = done.send(closed);
+    });
+    let closed = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("closing windows costs the windows with data, not the years between them");
+    // The three earlier events close in both queries: 2 hopping windows + 1 tumbling each.
+    assert_eq!(closed, 9);
+}
+
+#[tokio::test]
+async fn past_the_group_limit_new_groups_are_refused_and_old_ones_stay_exact() {
+    let definition = Arc::new(
+        QueryDefinition::compile(
+            "per_agent",
+            "per_agent",
+            "SELECT agent_name, COUNT(*) AS n FROM agent_outcomes \
+             WHERE status <> 'timeout' WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY agent_name",
+        )
+        .await
+        .unwrap(),
+    );
+    let mut engine = WindowEngine::new(
+        &[definition],
+        EngineSettings {
+            out_of_orderness: Duration::ZERO,
+            grace: Duration::ZERO,
+            idle_after: Duration::from_secs(3600),
+            max_groups_per_window: 5,
+        },
+    )
+    .unwrap();
+    // 20 agents, 3 events each, in one window; every fourth event a timeout the WHERE drops.
+    let mut events = Vec::new();
+    for round in 0..3 {
+        for agent in 0..20 {
+            let n = round * 20 + agent;
+            let status = if n % 4 == 3 {
+                OutcomeStatus::Timeout
+            } else {
+                OutcomeStatus::Success
+            };
+            let mut event = OutcomeEvent::builder(format!("agent_{agent:02}"), "act")
+                .status(status)
+                .build()
+                .unwrap();
+            event.timestamp = Utc.timestamp_millis_opt(BASE + n as i64).unwrap();
+            events.push((n as i64, event));
+        }
+    }
+    let now = Instant::now();
+    let rejected = engine.ingest_events(0, &events, now).unwrap();
+    // The first five agents seen (among events the WHERE keeps) hold the window's groups.
+    let mut admitted = Vec::new();
+    for (_, event) in &events {
+        if event.status != OutcomeStatus::Timeout
+            && !admitted.contains(&event.agent_name)
+            && admitted.len() < 5
+        {
+            admitted.push(event.agent_name.clone());
+        }
+    }
+    let expected_rejected: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, e))| {
+            e.status != OutcomeStatus::Timeout && !admitted.contains(&e.agent_name)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let got: Vec<usize> = rejected.iter().map(|r| r.index).collect();
+    assert_eq!(
+        got, expected_rejected,
+        "exactly the events of new groups past the limit"
+    );
+    assert!(
+        rejected
+            .iter()
+            .all(|r| r.rejection == feedback_pipeline::processor::engine::Rejection::TooManyGroups)
+    );
+    let mut closed = engine.advance(now, 0).unwrap();
+    closed.extend(
+        engine
+            .advance(now + Duration::from_secs(7200), BASE + 3_600_000)
+            .unwrap(),
+    );
+    assert_eq!(closed.len(), 1);
+    let names = strings(&closed[0].result.rows, "agent_name");
+    let mut sorted = admitted.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    let counts = closed[0]
+        .result
+        .rows
+        .column_by_name("n")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec();
+    for (name, count) in names.iter().zip(counts) {
+        let expected = events
+            .iter()
+            .filter(|(_, e)| &e.agent_name == name && e.status != OutcomeStatus::Timeout)
+            .count() as i64;
+        assert_eq!(count, expected, "{name} stays exact");
+    }
 }

@@ -98,7 +98,9 @@ impl AlertEvaluator {
                 continue;
             }
             let observations = observations(&self.rules[index], rows);
-            let seen: Vec<_> = observations.iter().map(|o| o.labels.clone()).collect();
+            // A set: with thousands of groups a list lookup per state was quadratic.
+            let seen: std::collections::HashSet<_> =
+                observations.iter().map(|o| o.labels.clone()).collect();
             for observation in observations {
                 records.extend(self.step(index, observation, window));
             }

@@ -48,6 +48,8 @@ pub async fn query(config: Config, args: QueryArgs) -> Result<(), Box<dyn std::e
             out_of_orderness: Duration::from_secs(365 * 24 * 3600),
             grace: Duration::ZERO,
             idle_after: Duration::from_secs(365 * 24 * 3600),
+            // One pass over a topic: its size bounds the state.
+            max_groups_per_window: usize::MAX,
         },
     )?;
     let consumer: BaseConsumer = config

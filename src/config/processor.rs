@@ -18,10 +18,16 @@ pub struct ProcessorSettings {
     /// Quiet time after which a partition stops holding the watermark back, and after which,
     /// with every partition quiet, windows close by the wall clock.
     pub idle_after: Duration,
+    /// How far ahead of the processor's clock an event may be dated before it is rejected.
+    pub max_future: Duration,
+    /// Most groups a query holds per pane.
+    pub max_groups_per_window: usize,
     /// How often window state is checked and results emitted.
     pub tick: Duration,
     /// How often offsets are committed (after every result sent so far is acknowledged).
     pub commit_interval: Duration,
+    /// `/healthz` fails once the loop has not turned for this long (zero: never).
+    pub stall_timeout: Duration,
     /// Address of the `/metrics` HTTP server.
     pub metrics_addr: String,
     /// Most label sets per metric family on `/metrics`.
@@ -39,8 +45,15 @@ impl ProcessorSettings {
             out_of_orderness: millis("WINDOW_OUT_OF_ORDER_MS", 0, 86_400_000)?,
             grace: millis("WINDOW_GRACE_MS", 0, 86_400_000)?,
             idle_after: millis("WINDOW_IDLE_CLOSE_MS", 100, 86_400_000)?,
+            max_future: millis("WINDOW_MAX_FUTURE_MS", 0, 31_536_000_000)?,
+            max_groups_per_window: source.number(
+                "PROCESSOR_MAX_GROUPS_PER_WINDOW",
+                1,
+                100_000_000,
+            )?,
             tick: millis("PROCESSOR_TICK_MS", 10, 60_000)?,
             commit_interval: millis("PROCESSOR_COMMIT_INTERVAL_MS", 10, 600_000)?,
+            stall_timeout: millis("PROCESSOR_STALL_TIMEOUT_MS", 0, 86_400_000)?,
             metrics_addr: source.get_or_default("METRICS_ADDR").to_owned(),
             metrics_max_series: source.number("METRICS_MAX_SERIES", 1, 1_000_000)?,
         })

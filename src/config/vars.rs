@@ -187,6 +187,16 @@ pub const VARIABLES: &[EnvVar] = &[
         "A partition quiet this long stops holding the watermark; with all quiet, windows close by the clock, in ms.",
     ),
     var(
+        "WINDOW_MAX_FUTURE_MS",
+        "300000",
+        "Events dated more than this ahead of the processor's clock go to the dead-letter topic as future_timestamp and never move event time, in ms.",
+    ),
+    var(
+        "PROCESSOR_MAX_GROUPS_PER_WINDOW",
+        "10000",
+        "Most groups a query holds per window slice (pane); events that would open more go to the dead-letter topic as too_many_groups.",
+    ),
+    var(
         "PROCESSOR_TICK_MS",
         "200",
         "How often the processor closes windows and emits results, in ms.",
@@ -195,6 +205,11 @@ pub const VARIABLES: &[EnvVar] = &[
         "PROCESSOR_COMMIT_INTERVAL_MS",
         "1000",
         "How often the processor commits offsets (once every result sent so far is acknowledged), in ms.",
+    ),
+    var(
+        "PROCESSOR_STALL_TIMEOUT_MS",
+        "60000",
+        "/healthz fails once the processing loop has not turned for this long, in ms (0: never).",
     ),
     var(
         "METRICS_ADDR",

@@ -5,13 +5,16 @@ use foldhash::{HashMap, HashMapExt};
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
-use super::guard::LabelGuard;
+use super::guard::{Pair, SeriesGuard};
 use crate::event::{OutcomeEventView, OutcomeStatus};
 
 /// Latency buckets, seconds: 5 ms to 2 min (agent actions wrap LLM calls).
 const LATENCY_BUCKETS: [f64; 15] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
 ];
+
+/// An admitted label pair not seen for this long may give its place to a new one.
+const SERIES_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The action type the orchestrator gives a workflow-level event.
 const WORKFLOW_ACTION: &str = "workflow";
@@ -24,14 +27,15 @@ pub struct EventMetrics {
     tokens: IntCounterVec,
     cost: prometheus::CounterVec,
     workflows: HistogramVec,
-    agents: LabelGuard,
-    agent_types: LabelGuard,
-    error_types: LabelGuard,
+    /// (agent_name, agent_type) pairs with their own series.
+    agents: SeriesGuard,
+    /// (agent_name, error_type) pairs with their own series.
+    errors_by_type: SeriesGuard,
 }
 
 impl EventMetrics {
-    /// Registers the event metrics; at most `max_series` agents, agent types and error types
-    /// each get their own label value.
+    /// Registers the event metrics; at most `max_series` (agent, agent type) pairs and
+    /// `max_series` (agent, error type) pairs get their own series.
     pub fn register(registry: &Registry, max_series: usize) -> prometheus::Result<Self> {
         let outcomes = IntCounterVec::new(
             Opts::new(
@@ -90,9 +94,8 @@ impl EventMetrics {
             tokens,
             cost,
             workflows,
-            agents: LabelGuard::new(max_series),
-            agent_types: LabelGuard::new(max_series),
-            error_types: LabelGuard::new(max_series),
+            agents: SeriesGuard::new(max_series, SERIES_IDLE),
+            errors_by_type: SeriesGuard::new(max_series, SERIES_IDLE),
         })
     }
 
@@ -103,16 +106,19 @@ impl EventMetrics {
         &self,
         events: impl IntoIterator<Item = &'e OutcomeEventView<'v>>,
     ) {
+        let now = std::time::Instant::now();
         let mut series: HashMap<(&str, &str), SeriesSums> = HashMap::new();
-        let mut errors: HashMap<(&str, &str), u64> = HashMap::new();
+        let mut errors: HashMap<(&str, &str), (Pair, u64)> = HashMap::new();
         for event in events {
             let raw_type = event.agent_type.as_deref().unwrap_or("unknown");
             let sums = series
                 .entry((&event.agent_name, raw_type))
                 .or_insert_with(|| {
-                    let agent = self.agents.admit(&event.agent_name);
-                    let agent_type = self.agent_types.admit(raw_type);
-                    SeriesSums::new(agent, agent_type, &self.latency)
+                    let admission = self.agents.admit(&event.agent_name, raw_type, now);
+                    if let Some(evicted) = admission.evicted {
+                        self.remove_agent_series(&evicted);
+                    }
+                    SeriesSums::new(admission.labels, &self.latency)
                 });
             sums.outcomes[status_index(event.status)] += 1;
             sums.latency.observe(event.latency_ms / 1000.0);
@@ -120,11 +126,20 @@ impl EventMetrics {
                 event.status,
                 OutcomeStatus::Failure | OutcomeStatus::Timeout
             ) {
-                // Admitted in event order, as the agent labels are.
-                let error_type = self
-                    .error_types
-                    .admit(event.error_type.as_deref().unwrap_or("unknown"));
-                *errors.entry((sums.agent, error_type)).or_default() += 1;
+                // Admitted in event order, as the agent pairs are.
+                let error_type = event.error_type.as_deref().unwrap_or("unknown");
+                let entry = errors
+                    .entry((&event.agent_name, error_type))
+                    .or_insert_with(|| {
+                        let admission =
+                            self.errors_by_type
+                                .admit(&event.agent_name, error_type, now);
+                        if let Some((agent, error_type)) = admission.evicted {
+                            let _ = self.errors.remove_label_values(&[&agent, &error_type]);
+                        }
+                        (admission.labels, 0)
+                    });
+                entry.1 += 1;
             }
             let tokens =
                 event
@@ -147,7 +162,7 @@ impl EventMetrics {
             }
         }
         for sums in series.values() {
-            let labels = [sums.agent, sums.agent_type];
+            let labels = [sums.labels.0.as_str(), sums.labels.1.as_str()];
             for (status, &count) in OutcomeStatus::ALL.iter().zip(&sums.outcomes) {
                 if count > 0 {
                     self.outcomes
@@ -162,30 +177,42 @@ impl EventMetrics {
                 self.cost.with_label_values(&labels).inc_by(cost);
             }
         }
-        for ((agent, error_type), count) in errors {
+        for ((agent, error_type), count) in errors.into_values() {
             self.errors
-                .with_label_values(&[agent, error_type])
+                .with_label_values(&[&agent, &error_type])
                 .inc_by(count);
         }
+    }
+
+    /// Removes every series of an (agent, agent type) pair that gave its place away.
+    fn remove_agent_series(&self, (agent, agent_type): &Pair) {
+        let labels = [agent.as_str(), agent_type.as_str()];
+        for status in OutcomeStatus::ALL {
+            let _ = self
+                .outcomes
+                .remove_label_values(&[labels[0], labels[1], status.as_str()]);
+        }
+        let _ = self.latency.remove_label_values(&labels);
+        let _ = self.tokens.remove_label_values(&labels);
+        let _ = self.cost.remove_label_values(&labels);
     }
 }
 
 /// One (agent, agent type) series' sums over a batch of events.
-struct SeriesSums<'a> {
-    agent: &'a str,
-    agent_type: &'a str,
+struct SeriesSums {
+    /// The admitted labels (the pair, or `other`).
+    labels: Pair,
     latency: Histogram,
     outcomes: [u64; OutcomeStatus::ALL.len()],
     tokens: Option<u64>,
     cost: Option<f64>,
 }
 
-impl<'a> SeriesSums<'a> {
-    fn new(agent: &'a str, agent_type: &'a str, latency: &HistogramVec) -> Self {
+impl SeriesSums {
+    fn new(labels: Pair, latency: &HistogramVec) -> Self {
         Self {
-            agent,
-            agent_type,
-            latency: latency.with_label_values(&[agent, agent_type]),
+            latency: latency.with_label_values(&[&labels.0, &labels.1]),
+            labels,
             outcomes: [0; OutcomeStatus::ALL.len()],
             tokens: None,
             cost: None,
@@ -251,13 +278,13 @@ mod tests {
             })
             .collect();
         let registry = Registry::new();
-        // Three agents get their own label value; the fourth folds into `other`.
+        // Three (agent, type) pairs get their own series; the fourth folds into `other`.
         let metrics = EventMetrics::register(&registry, 3).unwrap();
         let views: Vec<_> = events.iter().map(OutcomeEvent::view).collect();
         metrics.observe_all(&views[..30]);
         metrics.observe_all(&views[30..]);
 
-        // The plain loop: the first three distinct values of a label keep their name.
+        // The plain loop: the first three distinct pairs of a family keep their labels.
         let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let mut admit = |label: &'static str, value: &str| -> String {
             let values = seen.entry(label).or_default();
@@ -271,9 +298,17 @@ mod tests {
             }
         };
         let mut expected: BTreeMap<String, f64> = BTreeMap::new();
+        let label = |admitted: String, pair: (&str, &str)| {
+            if admitted == "other" {
+                ("other".to_owned(), "other".to_owned())
+            } else {
+                (pair.0.to_owned(), pair.1.to_owned())
+            }
+        };
         for (n, event) in events.iter().enumerate() {
-            let agent = admit("agent", &event.agent_name);
-            let agent_type = event.agent_type.as_deref().unwrap();
+            let raw_type = event.agent_type.as_deref().unwrap();
+            let pair = (event.agent_name.as_str(), raw_type);
+            let (agent, agent_type) = label(admit("agent", &format!("{pair:?}")), pair);
             let status = event.status.as_str();
             let series = format!("agent_name={agent},agent_type={agent_type}");
             *expected
@@ -293,7 +328,11 @@ mod tests {
                 .entry(format!("feedback_pipeline_cost_usd_total{{{series}}}"))
                 .or_default() += 0.25;
             if status != "success" {
-                let error_type = admit("error", event.error_type.as_deref().unwrap_or("unknown"));
+                let raw = (
+                    event.agent_name.as_str(),
+                    event.error_type.as_deref().unwrap_or("unknown"),
+                );
+                let (agent, error_type) = label(admit("error", &format!("{raw:?}")), raw);
                 *expected
                     .entry(format!(
                         "feedback_pipeline_outcome_errors_total{{agent_name={agent},error_type={error_type}}}"

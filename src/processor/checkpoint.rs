@@ -12,9 +12,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::engine::PartitionCheckpoint;
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Offset fetches tried before the partitions start without their checkpoints.
-const FETCH_ATTEMPTS: u32 = 3;
-/// Wait before the first retry; the second waits twice as long.
+/// Offset fetches tried before the processor gives up (and stops rather than start the
+/// partitions without their checkpoints).
+const FETCH_ATTEMPTS: u32 = 5;
+/// Wait before the first retry; each next one waits twice as long.
 const FETCH_BACKOFF: Duration = Duration::from_millis(500);
 
 /// The metadata a broker keeps with a committed offset by default (`offset.metadata.max.bytes`).
@@ -35,7 +36,7 @@ pub fn add_commit(
 }
 
 /// The committed checkpoints of `partitions` (blocking). A timeout or a coordinator error is
-/// retried; a partition committed without a checkpoint (or never) is left out.
+/// retried with backoff, then returned (never taken for "no checkpoint"); a partition committed without a checkpoint (or never) is left out.
 pub fn load<X: ConsumerContext>(
     consumer: &impl Consumer<X>,
     topic: &str,
@@ -52,7 +53,7 @@ pub fn load<X: ConsumerContext>(
             Err(err) if attempt < FETCH_ATTEMPTS => {
                 tracing::warn!(%err, attempt, "fetching committed checkpoints failed; retrying");
                 // A coordinator that is moving or loading answers at once: give it a moment.
-                std::thread::sleep(FETCH_BACKOFF * attempt);
+                std::thread::sleep(FETCH_BACKOFF * 2u32.pow(attempt - 1));
                 attempt += 1;
             }
             Err(err) => return Err(err),

@@ -26,14 +26,27 @@ pub struct EngineSettings {
     pub grace: Duration,
     /// Quiet time after which a partition stops holding the watermark.
     pub idle_after: Duration,
+    /// Most groups a pane (a window, for a tumbling one) holds per query.
+    pub max_groups_per_window: usize,
 }
 
-/// An event that arrived after one or more of its windows had closed.
+/// Why an event was left out of some queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// One or more of its windows had closed.
+    Late,
+    /// It would have opened a group past `PROCESSOR_MAX_GROUPS_PER_WINDOW`.
+    TooManyGroups,
+}
+
+/// An event left out of one or more queries; it still counts in the others.
 #[derive(Debug, Clone)]
 pub struct LateEvent {
     /// Index in the slice given to [`WindowEngine::ingest`].
     pub index: usize,
-    /// Queries whose windows had closed; the event still counts in the others.
+    /// Why (late wins when both apply).
+    pub rejection: Rejection,
+    /// Queries that left it out.
     pub queries: Vec<String>,
 }
 
@@ -74,7 +87,8 @@ impl WindowEngine {
         let windowed = queries
             .iter()
             .map(|definition| {
-                let query = WindowedQuery::new(Arc::clone(definition))?;
+                let query =
+                    WindowedQuery::new(Arc::clone(definition), settings.max_groups_per_window)?;
                 let grace = query.grace().unwrap_or(settings.grace).as_millis() as Millis;
                 Ok((query, grace))
             })
@@ -107,7 +121,7 @@ impl WindowEngine {
     }
 
     /// Adds consumed events of `partition` (`(offset, event)`, in offset order); returns those
-    /// that were late for at least one query.
+    /// left out of at least one query (late, or past the group limit).
     ///
     /// After [`Self::restore`], events below the restored read position are replays: those
     /// whose windows were all emitted before the restart are skipped, the rest count only in
@@ -131,7 +145,14 @@ impl WindowEngine {
             .copied()
             .unwrap_or(i64::MIN);
         let batch = table::to_record_batch_of(events.iter().map(|(_, e)| e), &self.columns)?;
-        let mut late: HashMap<usize, Vec<String>> = HashMap::new();
+        let mut late: HashMap<usize, (Rejection, Vec<String>)> = HashMap::new();
+        let mut reject = |index: usize, rejection: Rejection, query: &str| {
+            let entry = late.entry(index).or_insert((rejection, Vec::new()));
+            if rejection == Rejection::Late {
+                entry.0 = Rejection::Late;
+            }
+            entry.1.push(query.to_owned());
+        };
         for (query, _) in &mut self.queries {
             let mut keep = Vec::with_capacity(events.len());
             for (index, (&(offset, _), &time)) in events.iter().zip(&times).enumerate() {
@@ -141,20 +162,32 @@ impl WindowEngine {
                 } else if replayed {
                     !query.is_fully_closed(partition, time)
                 } else {
-                    late.entry(index)
-                        .or_default()
-                        .push(query.definition().name.clone());
+                    reject(index, Rejection::Late, &query.definition().name);
                     false
                 };
                 keep.push(accepted);
             }
-            if keep.iter().all(|&k| k) {
-                query.add(partition, &batch)?;
+            let refused = if keep.iter().all(|&k| k) {
+                query.add(partition, &batch)?
             } else {
+                let kept_indices: Vec<usize> = (0..keep.len()).filter(|&i| keep[i]).collect();
                 let kept = filter_record_batch(&batch, &BooleanArray::from(keep))?;
-                if kept.num_rows() > 0 {
-                    query.add(partition, &kept)?;
-                }
+                let refused = if kept.num_rows() > 0 {
+                    query.add(partition, &kept)?
+                } else {
+                    Vec::new()
+                };
+                refused
+                    .into_iter()
+                    .map(|row| kept_indices[row as usize] as u32)
+                    .collect()
+            };
+            for index in refused {
+                reject(
+                    index as usize,
+                    Rejection::TooManyGroups,
+                    &query.definition().name,
+                );
             }
         }
         for (&(offset, _), &time) in events.iter().zip(&times) {
@@ -164,7 +197,11 @@ impl WindowEngine {
         }
         let mut late: Vec<LateEvent> = late
             .into_iter()
-            .map(|(index, queries)| LateEvent { index, queries })
+            .map(|(index, (rejection, queries))| LateEvent {
+                index,
+                rejection,
+                queries,
+            })
             .collect();
         late.sort_by_key(|l| l.index);
         Ok(late)

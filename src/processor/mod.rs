@@ -3,12 +3,14 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod commit_queue;
 pub mod dead_letter;
 pub mod engine;
 pub mod fetch_queue;
 pub mod offsets;
 pub mod query;
 pub mod results;
+pub mod sends;
 pub mod service;
 pub mod source;
 pub mod stats;

@@ -7,19 +7,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use super::batch::ConsumedBatch;
 use super::checkpoint;
+use super::commit_queue::CommitQueue;
 use super::dead_letter::{self, DeadLetter};
-use super::engine::{EngineSettings, WindowEngine};
+use super::engine::{EngineSettings, Rejection, WindowEngine};
 use super::fetch_queue::FetchQueue;
 use super::query::QueryDefinition;
 use super::results::{ResultRecord, window_records};
+use super::sends::{Outgoing, PermanentSendError, Sends};
 use super::source::{OutcomeConsumer, Reassignment, create_consumer};
 use super::stats::ProcessorStats;
 use crate::alerts::{AlertEvaluator, AlertRecord, AlertRule};
@@ -36,6 +37,16 @@ const MAX_BATCH: usize = 10_000;
 /// full batch every few milliseconds, so this keeps up even with librdkafka debug logging.
 const CONSUMER_EVENTS_PER_BATCH: usize = 16;
 
+/// How long a stopping processor waits for its sends, then for its last commit.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// A commit waiting (for sends or for the coordinator) longer than this makes the processor
+/// not ready, unless the commit interval is longer.
+const COMMIT_BLOCKED_AFTER: Duration = Duration::from_secs(15);
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
 /// Errors that stop the processor (bad input never does).
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessorError {
@@ -48,21 +59,27 @@ pub enum ProcessorError {
     /// Metric registration failure (a bug: the definitions are static).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// A record that can never be written.
+    #[error(transparent)]
+    Send(#[from] PermanentSendError),
+    /// Checkpoints that could not be read: processing would emit windows twice.
+    #[error("{0}")]
+    Checkpoint(String),
 }
 
-/// A record waiting for the broker's acknowledgement.
-struct Outgoing {
-    topic: String,
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    headers: Option<OwnedHeaders>,
+/// A commit taken at one turn, made once every record queued up to then is acknowledged.
+struct PendingCommit {
+    list: TopicPartitionList,
+    /// The send sequence of the turn it was taken at.
+    sequence: u64,
+    since: Instant,
 }
 
 /// One processor instance.
 pub struct Processor {
     consumer: Arc<OutcomeConsumer>,
     fetch_queue: FetchQueue,
-    producer: FutureProducer,
+    sends: Sends,
     engine: WindowEngine,
     stats: Arc<ProcessorStats>,
     metrics: Arc<Metrics>,
@@ -74,10 +91,15 @@ pub struct Processor {
     metrics_topic: String,
     dead_letter_topic: String,
     tick: Duration,
+    /// Events dated more than this ahead of the wall clock are rejected (ms).
+    max_future_ms: i64,
     results: Option<mpsc::UnboundedSender<ResultRecord>>,
-    unsent: Vec<Outgoing>,
-    /// Sends not yet acknowledged: each task returns the records that failed.
-    in_flight: Vec<tokio::task::JoinHandle<Vec<Outgoing>>>,
+    pending_commit: Option<PendingCommit>,
+    commits: CommitQueue,
+    /// When the oldest unanswered commit was made.
+    unanswered_since: Option<Instant>,
+    /// Whether commits are reported blocked (logged once per episode).
+    commits_blocked: bool,
     last_commit: HashMap<i32, i64>,
     commit_interval: Duration,
     last_commit_at: Instant,
@@ -109,6 +131,10 @@ impl Processor {
             // Results are already batched per tick; lingering longer only delays commits.
             producer_config.set("linger.ms", "5");
         }
+        let max_message_bytes = producer_config
+            .get("message.max.bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
         let producer: FutureProducer = producer_config.create()?;
         let engine = WindowEngine::new(
             queries,
@@ -116,17 +142,21 @@ impl Processor {
                 out_of_orderness: settings.out_of_orderness,
                 grace: settings.grace,
                 idle_after: settings.idle_after,
+                max_groups_per_window: settings.max_groups_per_window,
             },
         )?;
         let consumer = Arc::new(consumer);
+        let consumer_handle = Arc::clone(&consumer);
+        let readiness = Arc::new(Readiness::default());
+        readiness.set_stall_after(settings.stall_timeout);
         Ok(Self {
             fetch_queue: FetchQueue::new(Arc::clone(&consumer)),
             consumer,
-            producer,
+            sends: Sends::new(producer, max_message_bytes, Arc::clone(&metrics.processor)),
             engine,
             stats: Arc::clone(&metrics.processor),
             metrics,
-            readiness: Arc::default(),
+            readiness,
             alerts: AlertEvaluator::new(Vec::new()),
             alerts_topic: config.topics.alerts.clone(),
             alert_sink: None,
@@ -134,9 +164,12 @@ impl Processor {
             metrics_topic: config.topics.metrics.clone(),
             dead_letter_topic: config.topics.dead_letters.clone(),
             tick: settings.tick,
+            max_future_ms: settings.max_future.as_millis() as i64,
             results: None,
-            unsent: Vec::new(),
-            in_flight: Vec::new(),
+            pending_commit: None,
+            commits: CommitQueue::new(Arc::clone(&consumer_handle)),
+            unanswered_since: None,
+            commits_blocked: false,
             last_commit: HashMap::new(),
             commit_interval: settings.commit_interval,
             last_commit_at: Instant::now(),
@@ -181,11 +214,24 @@ impl Processor {
         receiver
     }
 
-    /// Runs until `shutdown` completes, then commits what is safe and returns.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ProcessorError> {
+    /// Runs until `shutdown` completes, then commits what is safe and returns. An error
+    /// (a record that can never be sent, unreadable checkpoints) stops it and turns `/readyz`
+    /// not ready with the reason.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ProcessorError> {
+        let readiness = self.readiness();
+        let result = self.run_turns(shutdown).await;
+        if let Err(err) = &result {
+            tracing::error!(%err, "processor stopped");
+            readiness.set_problem(Some(format!("stopped: {err}")));
+        }
+        result
+    }
+
+    async fn run_turns(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ProcessorError> {
         tokio::pin!(shutdown);
         let mut batch = ConsumedBatch::with_capacity(MAX_BATCH);
         loop {
+            self.readiness.turned();
             let deadline = tokio::time::Instant::now() + self.tick;
             batch.clear();
             let stop = loop {
@@ -231,21 +277,24 @@ impl Processor {
                     _ = tokio::time::sleep_until(deadline) => break false,
                 }
             };
-            self.apply_reassignments(&mut batch);
+            self.apply_reassignments(&mut batch)?;
             self.process(&batch)?;
-            self.commit(stop).await;
+            self.sends.collect()?;
             if stop {
-                tracing::info!("processor stopping; safe offsets committed");
+                self.finish().await?;
                 return Ok(());
             }
+            self.commit();
             // While a backlog lasts the loop never waits: let the tasks it spawned (result
             // sends) run instead of sitting in this worker's slot until the next commit.
             tokio::task::yield_now().await;
         }
     }
 
-    fn apply_reassignments(&mut self, batch: &mut ConsumedBatch) {
+    fn apply_reassignments(&mut self, batch: &mut ConsumedBatch) -> Result<(), ProcessorError> {
         for change in self.consumer.context().take_changes() {
+            // Taken before the change: it may name partitions no longer ours.
+            self.pending_commit = None;
             self.stats.add_rebalance();
             match change {
                 Reassignment::Revoked(partitions) => {
@@ -260,29 +309,33 @@ impl Processor {
                 Reassignment::Assigned(partitions) => {
                     tracing::info!(?partitions, "partitions assigned");
                     self.engine.assign(&partitions, Instant::now());
-                    self.restore(&partitions);
+                    self.restore(&partitions)?;
                     self.readiness.set(true);
                 }
             }
         }
+        Ok(())
     }
 
     /// Reads the partitions' checkpoints so windows already emitted are not emitted again.
-    fn restore(&mut self, partitions: &[i32]) {
+    /// A partition is never processed without its checkpoint: when it cannot be read the
+    /// processor stops (a restart reads it again) rather than emit windows twice.
+    fn restore(&mut self, partitions: &[i32]) -> Result<(), ProcessorError> {
         let loaded = tokio::task::block_in_place(|| {
             checkpoint::load(&*self.consumer, &self.outcome_topic, partitions)
         });
-        match loaded {
-            Ok(checkpoints) => {
-                for (partition, checkpoint) in checkpoints {
-                    tracing::debug!(partition, ?checkpoint, "checkpoint restored");
-                    self.engine.restore(partition, &checkpoint);
-                }
-            }
-            Err(err) => {
-                tracing::warn!(%err, "reading checkpoints failed; windows may be emitted again")
-            }
+        let checkpoints = loaded.map_err(|err| {
+            ProcessorError::Checkpoint(format!(
+                "reading the checkpoints of partitions {partitions:?} failed: {err}; stopping \
+                 rather than emit their windows again (restart once the group coordinator \
+                 answers)"
+            ))
+        })?;
+        for (partition, checkpoint) in checkpoints {
+            tracing::debug!(partition, ?checkpoint, "checkpoint restored");
+            self.engine.restore(partition, &checkpoint);
         }
+        Ok(())
     }
 
     fn process(&mut self, batch: &ConsumedBatch) -> Result<(), ProcessorError> {
@@ -298,12 +351,17 @@ impl Processor {
             .into_iter()
             .map(|(partition, n)| (partition, (Vec::with_capacity(n), Vec::with_capacity(n))))
             .collect();
+        let wall_now = chrono::Utc::now().timestamp_millis();
+        let horizon = wall_now.saturating_add(self.max_future_ms);
         for (index, message) in batch.messages().iter().enumerate() {
             let (partition, offset) = (message.partition, message.offset);
             let decoded = match batch.payload(message) {
-                None => Err((dead_letter::EMPTY, "the message has no payload".to_owned())),
+                None | Some([]) => {
+                    Err((dead_letter::EMPTY, "the message has no payload".to_owned()))
+                }
                 Some(bytes) => OutcomeEventView::from_json_slice(bytes)
-                    .map_err(|err| (err.kind().as_str(), err.to_string())),
+                    .map_err(|err| (err.kind().as_str(), err.to_string()))
+                    .and_then(|event| reject_future(event, wall_now, horizon)),
             };
             match decoded {
                 Ok(event) => {
@@ -336,15 +394,24 @@ impl Processor {
                     .filter(|(offset, _)| !engine.is_replay(partition, *offset))
                     .map(|(_, event)| event),
             );
-            for late in self.engine.ingest(partition, &events, now)? {
-                let detail = format!(
-                    "event time is behind the closed windows of: {}",
-                    late.queries.join(", ")
-                );
-                self.dead_letter(batch, indexes[late.index], dead_letter::LATE, detail);
+            for rejected in self.engine.ingest(partition, &events, now)? {
+                let queries = rejected.queries.join(", ");
+                let (reason, detail) = match rejected.rejection {
+                    Rejection::Late => (
+                        dead_letter::LATE,
+                        format!("event time is behind the closed windows of: {queries}"),
+                    ),
+                    Rejection::TooManyGroups => (
+                        dead_letter::TOO_MANY_GROUPS,
+                        format!(
+                            "its window already holds PROCESSOR_MAX_GROUPS_PER_WINDOW groups in: \
+                             {queries}"
+                        ),
+                    ),
+                };
+                self.dead_letter(batch, indexes[rejected.index], reason, detail);
             }
         }
-        let wall_now = chrono::Utc::now().timestamp_millis();
         let (lagging, reported) = self.stats.backlog(&self.outcome_topic);
         self.engine.set_lagging(lagging, reported);
         let closed_windows = self.engine.advance(now, wall_now)?;
@@ -364,7 +431,7 @@ impl Processor {
                 &closed.result.rows,
             ));
             for record in records {
-                self.unsent.push(Outgoing {
+                self.sends.queue(Outgoing {
                     topic: self.metrics_topic.clone(),
                     key: Some(record.key.clone().into_bytes()),
                     payload: record.value.to_string().into_bytes(),
@@ -381,7 +448,7 @@ impl Processor {
         let (panes, groups) = self.engine.open_state();
         self.stats.set_open_state(panes, groups);
         self.stats.set_assigned(self.engine.partition_count());
-        self.send_unsent(emitting);
+        self.sends.send(emitting);
         Ok(())
     }
 
@@ -396,7 +463,7 @@ impl Processor {
             self.stats
                 .add_alert_record(&record.rule, record.action.as_str());
             match serde_json::to_vec(&record) {
-                Ok(payload) => self.unsent.push(Outgoing {
+                Ok(payload) => self.sends.queue(Outgoing {
                     topic: self.alerts_topic.clone(),
                     key: Some(record.dedup_key.clone().into_bytes()),
                     payload,
@@ -430,11 +497,13 @@ impl Processor {
             offset: message.offset,
             key: batch.key(message).map(<[u8]>::to_vec),
             payload: batch.payload(message).unwrap_or_default().to_vec(),
-        };
+            truncated: None,
+        }
+        .bounded(self.sends.max_message_bytes());
         self.stats.add_dead_letter(letter.reason);
         tracing::debug!(reason = letter.reason, detail = %letter.detail, partition = letter.partition, offset = letter.offset, "dead-lettered");
         let headers = letter.headers();
-        self.unsent.push(Outgoing {
+        self.sends.queue(Outgoing {
             topic: self.dead_letter_topic.clone(),
             key: letter.key,
             payload: letter.payload,
@@ -442,76 +511,30 @@ impl Processor {
         });
     }
 
-    /// Hands everything pending to the producer without waiting: a task awaits the
-    /// acknowledgements (and times them when they carry window results); what fails comes back
-    /// at the next commit, which waits for all of it.
-    fn send_unsent(&mut self, results: bool) {
-        if self.unsent.is_empty() {
-            return;
-        }
-        let pending = std::mem::take(&mut self.unsent);
-        let producer = self.producer.clone();
-        let stats = Arc::clone(&self.stats);
-        self.in_flight.push(tokio::spawn(async move {
-            let started = Instant::now();
-            let sends = pending.iter().map(|out| {
-                let mut record: FutureRecord<'_, [u8], [u8]> =
-                    FutureRecord::to(&out.topic).payload(out.payload.as_slice());
-                if let Some(key) = &out.key {
-                    record = record.key(key.as_slice());
-                }
-                if let Some(headers) = &out.headers {
-                    record = record.headers(headers.clone());
-                }
-                producer.send(record, Duration::from_secs(30))
+    /// Every commit interval, takes the offsets every emitted window allows (each with its
+    /// checkpoint) and commits them asynchronously once every record queued up to then is
+    /// acknowledged. Never waits: the loop keeps serving rebalances and shutdown.
+    fn commit(&mut self) {
+        self.take_commit_results();
+        if self.pending_commit.is_none() && self.last_commit_at.elapsed() >= self.commit_interval {
+            self.last_commit_at = Instant::now();
+            self.pending_commit = self.commit_list().map(|list| PendingCommit {
+                list,
+                sequence: self.sends.sequence() - 1,
+                since: Instant::now(),
             });
-            let outcomes = futures::future::join_all(sends).await;
-            if results {
-                stats.observe_emit(started.elapsed().as_secs_f64());
-            }
-            pending
-                .into_iter()
-                .zip(outcomes)
-                .filter_map(|(out, outcome)| match outcome {
-                    Ok(_) => None,
-                    Err((err, _)) => {
-                        tracing::warn!(%err, topic = %out.topic, "sending a record failed; will retry");
-                        Some(out)
-                    }
-                })
-                .collect()
-        }));
-    }
-
-    /// Waits for every send in flight; what failed is queued again.
-    async fn settle_sends(&mut self) {
-        for task in std::mem::take(&mut self.in_flight) {
-            match task.await {
-                Ok(failed) => self.unsent.extend(failed),
-                Err(err) => tracing::error!(%err, "a send task failed"),
-            }
+        }
+        self.report_blocked_commits();
+        let ready = self.pending_commit.as_ref().is_some_and(|pending| {
+            self.commits.unanswered() == 0 && self.sends.acknowledged_through() >= pending.sequence
+        });
+        if let Some(pending) = self.pending_commit.take_if(|_| ready) {
+            self.commit_async(&pending.list);
         }
     }
 
-    /// Every commit interval (and when `now`): once every record sent so far is acknowledged,
-    /// commits the offsets every emitted window allows, each with its checkpoint.
-    async fn commit(&mut self, now: bool) {
-        if !now && self.last_commit_at.elapsed() < self.commit_interval {
-            return;
-        }
-        self.settle_sends().await;
-        if !self.unsent.is_empty() {
-            // Retry what failed; commit once it is through.
-            self.send_unsent(false);
-            if !now {
-                return;
-            }
-            self.settle_sends().await;
-            if !self.unsent.is_empty() {
-                return;
-            }
-        }
-        self.last_commit_at = Instant::now();
+    /// The offsets to commit now, each with its checkpoint; `None` when nothing moved.
+    fn commit_list(&mut self) -> Option<TopicPartitionList> {
         let positions = self.engine.commit_positions();
         let read = self.engine.read_positions();
         let mut list = TopicPartitionList::new();
@@ -531,24 +554,119 @@ impl Processor {
                 tracing::warn!(%err, partition, "cannot commit this offset");
             }
         }
-        if list.count() == 0 {
-            return;
-        }
+        (list.count() > 0).then_some(list)
+    }
+
+    fn commit_async(&mut self, list: &TopicPartitionList) {
         tracing::trace!(?list, "committing offsets with their checkpoints");
-        let consumer = Arc::clone(&self.consumer);
-        let result = tokio::task::block_in_place(|| consumer.commit(&list, CommitMode::Sync));
-        self.stats.add_commit(result.is_ok());
-        match result {
+        match self.commits.commit(list) {
             Ok(()) => {
-                for element in list.elements() {
-                    if let Offset::Offset(offset) = element.offset() {
-                        self.last_commit.insert(element.partition(), offset);
-                    }
-                }
+                self.unanswered_since = self.unanswered_since.or(Some(Instant::now()));
             }
-            Err(err) => tracing::warn!(%err, "committing offsets failed; will retry"),
+            Err(err) => {
+                self.stats.add_commit(false);
+                tracing::warn!(%err, "committing offsets failed; will retry");
+            }
         }
     }
+
+    /// Takes in the answers to the commits made so far.
+    fn take_commit_results(&mut self) {
+        for (result, list) in self.commits.answers() {
+            self.unanswered_since = (self.commits.unanswered() > 0).then(Instant::now);
+            self.stats.add_commit(result.is_ok());
+            match result {
+                Ok(()) => {
+                    for element in list.elements() {
+                        if let Offset::Offset(offset) = element.offset() {
+                            self.last_commit.insert(element.partition(), offset);
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "committing offsets failed; will retry"),
+            }
+        }
+    }
+
+    /// Turns `/readyz` not ready (and logs once) while commits wait too long, and back.
+    fn report_blocked_commits(&mut self) {
+        let limit = COMMIT_BLOCKED_AFTER.max(self.commit_interval * 3);
+        let unanswered = self.unanswered_since.map(|at| at.elapsed());
+        let waiting = self.pending_commit.as_ref().map(|p| p.since.elapsed());
+        let problem = match (unanswered, waiting) {
+            (Some(waited), _) if waited >= limit => Some(format!(
+                "an offset commit has been unanswered for {} s: is the group coordinator \
+                 reachable?",
+                waited.as_secs()
+            )),
+            (_, Some(waited)) if waited >= limit => Some(format!(
+                "commits have waited {} s for records to be acknowledged ({} waiting to be \
+                 sent again; see feedback_pipeline_processor_send_failures_total)",
+                waited.as_secs(),
+                self.sends.waiting_for_retry()
+            )),
+            _ => None,
+        };
+        match (&problem, self.commits_blocked) {
+            (Some(problem), false) => tracing::warn!(%problem, "commits blocked; not ready"),
+            (None, true) => tracing::info!("commits moving again; ready"),
+            _ => {}
+        }
+        self.commits_blocked = problem.is_some();
+        self.readiness.set_problem(problem);
+    }
+
+    /// On shutdown: waits a bounded time for the sends, commits what they allow and waits a
+    /// bounded time for the answer, so a broker outage cannot hold the process.
+    async fn finish(&mut self) -> Result<(), ProcessorError> {
+        self.readiness.set_problem(Some("stopping".into()));
+        self.sends.settle(SHUTDOWN_WAIT).await?;
+        self.take_commit_results();
+        if !self.sends.is_idle() {
+            tracing::warn!(
+                "processor stopping with records unacknowledged; offsets stay at the last commit and are read again on restart"
+            );
+            return Ok(());
+        }
+        if let Some(list) = self.commit_list() {
+            self.commit_async(&list);
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+        while self.commits.unanswered() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.take_commit_results();
+        }
+        if self.commits.unanswered() == 0 {
+            tracing::info!("processor stopping; safe offsets committed");
+        } else {
+            tracing::warn!("processor stopping; the last commit was not answered in time");
+        }
+        Ok(())
+    }
+}
+
+/// Rejects an event dated after `horizon`: it would carry event time (and every window's
+/// closing) far ahead of every other producer's events.
+fn reject_future(
+    event: OutcomeEventView<'_>,
+    wall_now: i64,
+    horizon: i64,
+) -> Result<OutcomeEventView<'_>, (&'static str, String)> {
+    let time = event.timestamp.timestamp_millis();
+    if time <= horizon {
+        return Ok(event);
+    }
+    let ahead = Duration::from_millis(time.saturating_sub(wall_now).unsigned_abs());
+    Err((
+        dead_letter::FUTURE_TIMESTAMP,
+        format!(
+            "event time {} is {} ahead of the processor's clock, over WINDOW_MAX_FUTURE_MS \
+             ({} ms): check the producer's clock",
+            super::results::millis_to_text(time),
+            humantime::format_duration(Duration::from_secs(ahead.as_secs())),
+            horizon - wall_now
+        ),
+    ))
 }
 
 /// One partition's decoded events of a batch, `(offset, event)`, and each one's index in the

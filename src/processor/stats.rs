@@ -15,7 +15,7 @@ use prometheus::{
 use super::dead_letter;
 
 /// Every dead-letter reason, so each series exists (at 0) from the start.
-const REASONS: [&str; 7] = [
+const REASONS: [&str; 9] = [
     "too_large",
     "malformed_json",
     "missing_field",
@@ -23,6 +23,8 @@ const REASONS: [&str; 7] = [
     "invalid_value",
     dead_letter::EMPTY,
     dead_letter::LATE,
+    dead_letter::FUTURE_TIMESTAMP,
+    dead_letter::TOO_MANY_GROUPS,
 ];
 
 /// What the processor has done so far.
@@ -35,6 +37,7 @@ pub struct ProcessorStats {
     rebalances: IntCounter,
     late: IntCounter,
     dead_letters: IntCounterVec,
+    send_failures: IntCounterVec,
     assigned_partitions: IntGauge,
     open_windows: IntGauge,
     open_groups: IntGauge,
@@ -94,6 +97,7 @@ impl ProcessorStats {
             Box::new(stats.rebalances.clone()),
             Box::new(stats.late.clone()),
             Box::new(stats.dead_letters.clone()),
+            Box::new(stats.send_failures.clone()),
             Box::new(stats.assigned_partitions.clone()),
             Box::new(stats.open_windows.clone()),
             Box::new(stats.open_groups.clone()),
@@ -153,6 +157,14 @@ impl ProcessorStats {
                 "Events later than their windows' close, sent to the dead-letter topic.",
             )?,
             dead_letters,
+            send_failures: IntCounterVec::new(
+                Opts::new(
+                    "feedback_pipeline_processor_send_failures_total",
+                    "Records the processor's producer could not send, by topic and reason \
+                     (librdkafka's error name, or too_large when refused before sending).",
+                ),
+                &["topic", "reason"],
+            )?,
             assigned_partitions: gauge(
                 "feedback_pipeline_processor_assigned_partitions",
                 "Partitions of the outcome topic this instance owns.",
@@ -221,6 +233,23 @@ impl ProcessorStats {
         if reason == dead_letter::LATE {
             self.late.inc();
         }
+    }
+    pub(crate) fn add_send_failure(&self, topic: &str, reason: &str) {
+        self.send_failures.with_label_values(&[topic, reason]).inc();
+    }
+    /// Failed sends to `topic` so far, over every reason.
+    pub fn send_failures_for(&self, topic: &str) -> u64 {
+        self.send_failures
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "topic" && l.value() == topic)
+            })
+            .map(|m| m.get_counter().get_value() as u64)
+            .sum()
     }
     pub(crate) fn set_open_state(&self, panes: usize, groups: usize) {
         self.open_windows.set(panes as i64);

@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod broker;
+pub mod hostile;
 pub mod topic;
 pub mod windows;
 

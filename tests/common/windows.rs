@@ -265,3 +265,49 @@ fn batching_producer(servers: &str) -> FutureProducer {
         .create()
         .unwrap()
 }
+
+/// [`QUERY`]'s rows computed by a plain loop over `events`: result key → (n, total latency,
+/// failure rate).
+pub fn plain_loop(events: &[OutcomeEvent]) -> BTreeMap<String, (i64, f64, f64)> {
+    use feedback_pipeline::processor::results::millis_to_text;
+    let mut sums: BTreeMap<String, (i64, f64, i64)> = BTreeMap::new();
+    for event in events {
+        let t = event.timestamp.timestamp_millis();
+        let last = t.div_euclid(5_000) * 5_000;
+        for start in [last - 5_000, last] {
+            let key = format!("per_agent|{}|{}", millis_to_text(start), event.agent_name);
+            let entry = sums.entry(key).or_default();
+            entry.0 += 1;
+            entry.1 += event.latency_ms;
+            entry.2 += i64::from(event.status == OutcomeStatus::Failure);
+        }
+    }
+    sums.into_iter()
+        .map(|(key, (n, total, failures))| (key, (n, total, failures as f64 / n as f64)))
+        .collect()
+}
+
+/// Asserts that `results` (from [`WindowRun::results`]) are [`plain_loop`]'s rows over
+/// `events`, key for key: counts exact, sums and rates to 1e-9.
+pub fn assert_plain_loop(results: &BTreeMap<String, Value>, events: &[OutcomeEvent]) {
+    let expected = plain_loop(events);
+    let keys: BTreeSet<_> = results.keys().collect();
+    assert_eq!(
+        keys,
+        expected.keys().collect(),
+        "one row per (window, agent)"
+    );
+    for (key, (n, total, rate)) in expected {
+        let row = &results[&key];
+        assert_eq!(row["n"].as_i64(), Some(n), "{key}");
+        let close = |field: &str, want: f64| {
+            let got = row[field].as_f64().unwrap();
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                "{key} {field}: {got} vs {want}"
+            );
+        };
+        close("total_latency", total);
+        close("failure_rate", rate);
+    }
+}

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array,
+};
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::compute::{SortColumn, filter_record_batch, lexsort_to_indices};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -317,6 +319,27 @@ impl CompiledQuery {
         Ok(batch)
     }
 
+    /// [`Self::apply_row_steps`], also returning each output row's index in `batch`.
+    pub fn apply_row_steps_tracked(
+        &self,
+        mut batch: RecordBatch,
+    ) -> Result<(RecordBatch, UInt32Array)> {
+        let mut origin = UInt32Array::from_iter_values(0..batch.num_rows() as u32);
+        for step in &self.row_steps {
+            batch = match step {
+                RowStep::Filter(predicate) => {
+                    let mask = mask(&batch, predicate)?;
+                    origin = datafusion::arrow::compute::filter(&origin, &mask)?
+                        .as_primitive::<datafusion::arrow::datatypes::UInt32Type>()
+                        .clone();
+                    filter_record_batch(&batch, &mask)?
+                }
+                RowStep::Project(exprs, schema) => project(&batch, exprs, schema)?,
+            };
+        }
+        Ok((batch, origin))
+    }
+
     /// Runs the result steps over one window's aggregated rows.
     pub fn apply_result_steps(&self, mut batch: RecordBatch) -> Result<RecordBatch> {
         for step in &self.result_steps {
@@ -351,12 +374,15 @@ impl CompiledQuery {
 }
 
 fn filter(batch: &RecordBatch, predicate: &Arc<dyn PhysicalExpr>) -> Result<RecordBatch> {
+    Ok(filter_record_batch(batch, &mask(batch, predicate)?)?)
+}
+
+fn mask(batch: &RecordBatch, predicate: &Arc<dyn PhysicalExpr>) -> Result<BooleanArray> {
     let mask = predicate.evaluate(batch)?.into_array(batch.num_rows())?;
-    let mask = mask
-        .as_any()
+    mask.as_any()
         .downcast_ref::<BooleanArray>()
-        .ok_or_else(|| plan_error("a filter predicate must be boolean"))?;
-    Ok(filter_record_batch(batch, mask)?)
+        .cloned()
+        .ok_or_else(|| plan_error("a filter predicate must be boolean"))
 }
 
 fn project(

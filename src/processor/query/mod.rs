@@ -252,9 +252,12 @@ pub struct WindowResult {
 }
 
 impl WindowedQuery {
-    /// Starts with nothing open.
-    pub fn new(definition: Arc<QueryDefinition>) -> datafusion::error::Result<Self> {
-        let store = PaneStore::new(&definition.compiled, definition.spec())?;
+    /// Starts with nothing open; a pane holds at most `max_groups` groups.
+    pub fn new(
+        definition: Arc<QueryDefinition>,
+        max_groups: usize,
+    ) -> datafusion::error::Result<Self> {
+        let store = PaneStore::new(&definition.compiled, definition.spec(), max_groups)?;
         Ok(Self {
             definition,
             store,
@@ -294,8 +297,13 @@ impl WindowedQuery {
         (self.store.pane_count(), self.store.group_count())
     }
 
-    /// Adds table rows of `partition`; windows already closed for it never see them.
-    pub fn add(&mut self, partition: i32, batch: &RecordBatch) -> datafusion::error::Result<()> {
+    /// Adds table rows of `partition`; windows already closed for it never see them. Returns
+    /// the rows (indices into `batch`) refused for opening a group past the pane's limit.
+    pub fn add(
+        &mut self,
+        partition: i32,
+        batch: &RecordBatch,
+    ) -> datafusion::error::Result<Vec<u32>> {
         let Some(times) = event_times(batch) else {
             return Err(datafusion::error::DataFusionError::Internal(
                 "batch without a timestamp column".into(),
@@ -304,10 +312,7 @@ impl WindowedQuery {
         let spec = self.definition.spec();
         let first = spec.pane_start(times[0]);
         if times.iter().all(|&t| spec.pane_start(t) == first) {
-            let rows = self.definition.compiled.apply_row_steps(batch.clone())?;
-            return self
-                .store
-                .update(&self.definition.compiled, (first, partition), &rows);
+            return self.add_to_pane((first, partition), batch.clone(), None);
         }
         let mut by_pane: std::collections::BTreeMap<Millis, Vec<u32>> = Default::default();
         for (index, &time) in times.iter().enumerate() {
@@ -316,13 +321,33 @@ impl WindowedQuery {
                 .or_default()
                 .push(index as u32);
         }
+        let mut refused = Vec::new();
         for (pane, indices) in by_pane {
-            let part = take_record_batch(batch, &UInt32Array::from(indices))?;
-            let rows = self.definition.compiled.apply_row_steps(part)?;
-            self.store
-                .update(&self.definition.compiled, (pane, partition), &rows)?;
+            let part = take_record_batch(batch, &UInt32Array::from(indices.clone()))?;
+            refused.extend(self.add_to_pane((pane, partition), part, Some(&indices))?);
         }
-        Ok(())
+        refused.sort_unstable();
+        Ok(refused)
+    }
+
+    /// Adds the rows of one pane; `indices`: each row's index in the caller's batch, when
+    /// `rows` is a selection of it. Returns the refused rows as such indices.
+    fn add_to_pane(
+        &mut self,
+        pane: (Millis, i32),
+        rows: RecordBatch,
+        indices: Option<&[u32]>,
+    ) -> datafusion::error::Result<Vec<u32>> {
+        let compiled = &self.definition.compiled;
+        let (input, origin) = compiled.apply_row_steps_tracked(rows)?;
+        let refused = self.store.update(compiled, pane, &input)?;
+        Ok(refused
+            .into_iter()
+            .map(|row| {
+                let own = origin.value(row as usize);
+                indices.map_or(own, |indices| indices[own as usize])
+            })
+            .collect())
     }
 
     /// Whether each partition's windows close on that partition's own bound (the query
@@ -356,21 +381,15 @@ impl WindowedQuery {
         let mut results = Vec::new();
         let upper = partitions.values().map(|&(_, bound)| bound).max();
         let lower = partitions.values().map(|&(closed, _)| closed).min();
-        if let (Some(first_pane), Some(last_pane), Some(upper), Some(lower)) = (
-            self.store.first_pane(),
-            self.store.last_pane(),
-            upper,
-            lower,
-        ) {
-            let mut start = spec
-                .first_window(first_pane)
-                .start
-                .max(open_from(spec, lower));
-            while start <= last_pane {
+        if let (Some(upper), Some(lower)) = (upper, lower) {
+            // Only windows holding a pane with data: a jump of years between two events costs
+            // what a jump of one window does.
+            let from = open_from(spec, lower);
+            let starts = self
+                .store
+                .window_starts(from, upper, |p| partitions.contains_key(&p));
+            for start in starts {
                 let window = spec.window_at(start);
-                if window.end > upper {
-                    break;
-                }
                 let closing = |p: i32| {
                     partitions
                         .get(&p)
@@ -384,7 +403,6 @@ impl WindowedQuery {
                         results.push(WindowResult { window, rows });
                     }
                 }
-                start += spec.advance;
             }
         }
         for (&partition, &(_, bound)) in &partitions {

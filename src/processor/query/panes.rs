@@ -81,11 +81,17 @@ pub struct PaneStore {
     spec: WindowSpec,
     converter: Option<RowConverter>,
     panes: BTreeMap<PaneKey, Pane>,
+    /// Most groups one pane start holds over all partitions; rows of further new groups are
+    /// refused (see [`Self::update`]).
+    max_groups: usize,
+    /// Groups held per pane start, over all partitions.
+    groups_per_pane: BTreeMap<Millis, usize>,
 }
 
 impl PaneStore {
-    /// An empty store for `query` over `spec` windows.
-    pub fn new(query: &CompiledQuery, spec: WindowSpec) -> Result<Self> {
+    /// An empty store for `query` over `spec` windows, holding at most `max_groups` groups
+    /// per pane.
+    pub fn new(query: &CompiledQuery, spec: WindowSpec, max_groups: usize) -> Result<Self> {
         let converter = if query.data_keys.is_empty() {
             None
         } else {
@@ -100,6 +106,8 @@ impl PaneStore {
             spec,
             converter,
             panes: BTreeMap::new(),
+            max_groups,
+            groups_per_pane: BTreeMap::new(),
         })
     }
 
@@ -113,14 +121,34 @@ impl PaneStore {
         self.panes.values().map(|p| p.groups.len()).sum()
     }
 
-    /// Earliest open pane start.
-    pub fn first_pane(&self) -> Option<Millis> {
-        self.panes.keys().next().map(|k| k.0)
-    }
-
-    /// Latest open pane start.
-    pub fn last_pane(&self) -> Option<Millis> {
-        self.panes.keys().next_back().map(|k| k.0)
+    /// Starts, in order, of the windows that hold a pane of a partition `include` accepts,
+    /// start at or after `from` and end at or before `through`.
+    pub fn window_starts(
+        &self,
+        from: Millis,
+        through: Millis,
+        include: impl Fn(i32) -> bool,
+    ) -> std::collections::BTreeSet<Millis> {
+        let mut starts = std::collections::BTreeSet::new();
+        let mut last_pane = None;
+        for &(pane, partition) in self.panes.keys() {
+            if last_pane == Some(pane) || !include(partition) {
+                continue;
+            }
+            last_pane = Some(pane);
+            if pane >= through {
+                break;
+            }
+            starts.extend(
+                self.spec
+                    .windows_of(pane)
+                    .map(|window| window.start)
+                    .filter(|&start| {
+                        start >= from && start.saturating_add(self.spec.size) <= through
+                    }),
+            );
+        }
+        starts
     }
 
     /// Whether a pane of a partition `include` accepts in `[start, end)` holds data.
@@ -130,15 +158,17 @@ impl PaneStore {
             .any(|((_, partition), _)| include(*partition))
     }
 
-    /// Adds aggregate-input rows (after the row steps) that all fall in `pane`.
+    /// Adds aggregate-input rows (after the row steps) that all fall in `pane`. Returns the
+    /// rows refused because they would open a group past the pane's limit: existing groups
+    /// stay exact, state stays bounded.
     pub fn update(
         &mut self,
         query: &CompiledQuery,
         pane: PaneKey,
         batch: &RecordBatch,
-    ) -> Result<()> {
+    ) -> Result<Vec<u32>> {
         if batch.num_rows() == 0 {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let rows = batch.num_rows();
         // Group row indices by encoded key.
@@ -182,12 +212,27 @@ impl PaneStore {
                 Ok((args, mask))
             })
             .collect::<Result<Vec<_>>>()?;
+        let held = self.groups_per_pane.entry(pane.0).or_default();
         let pane = self.panes.entry(pane).or_default();
         let single_group = groups.len() == 1;
+        let mut refused = Vec::new();
+        // In the order of each group's first row, so the groups a full pane admits are the
+        // first ones the events name.
+        let mut groups: Vec<_> = groups.into_iter().collect();
+        if groups.len() > 1 {
+            groups.sort_unstable_by_key(|(_, indices)| indices[0]);
+        }
         for (key, indices) in groups {
             let group = match pane.groups.entry(key) {
                 Entry::Occupied(group) => group.into_mut(),
-                Entry::Vacant(slot) => slot.insert(GroupState::Open(new_accumulators(query)?)),
+                Entry::Vacant(_) if *held >= self.max_groups => {
+                    refused.extend(indices);
+                    continue;
+                }
+                Entry::Vacant(slot) => {
+                    *held += 1;
+                    slot.insert(GroupState::Open(new_accumulators(query)?))
+                }
             };
             let accumulators = group.open(query)?;
             let indices = UInt32Array::from(indices);
@@ -214,7 +259,8 @@ impl PaneStore {
                 accumulator.update_batch(&args)?;
             }
         }
-        Ok(())
+        refused.sort_unstable();
+        Ok(refused)
     }
 
     /// Merges the panes of `window` (of the partitions `include` accepts) and evaluates the
@@ -281,13 +327,28 @@ impl PaneStore {
     /// Drops a partition's panes that start before `start` (no window still to come for it
     /// contains them).
     pub fn evict_before(&mut self, partition: i32, start: Millis) {
-        self.panes
-            .retain(|&(pane, owner), _| owner != partition || pane >= start);
+        self.remove_where(|pane, owner| owner == partition && pane < start);
     }
 
     /// Drops every pane of `partition`.
     pub fn remove_partition(&mut self, partition: i32) {
-        self.panes.retain(|&(_, owner), _| owner != partition);
+        self.remove_where(|_, owner| owner == partition);
+    }
+
+    fn remove_where(&mut self, remove: impl Fn(Millis, i32) -> bool) {
+        let counts = &mut self.groups_per_pane;
+        self.panes.retain(|&(pane, owner), content| {
+            if !remove(pane, owner) {
+                return true;
+            }
+            if let Some(held) = counts.get_mut(&pane) {
+                *held = held.saturating_sub(content.groups.len());
+                if *held == 0 {
+                    counts.remove(&pane);
+                }
+            }
+            false
+        });
     }
 
     /// Partitions with open panes.
@@ -422,7 +483,7 @@ mod tests {
             )
         };
         let spec = query.spec();
-        let mut store = PaneStore::new(compiled, spec).unwrap();
+        let mut store = PaneStore::new(compiled, spec, 10).unwrap();
         store
             .update(compiled, (0, 0), &rows(&[1.0, 2.0, 3.0]))
             .unwrap();
