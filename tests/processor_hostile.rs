@@ -33,6 +33,25 @@ fn dated(timestamp: &str) -> Vec<u8> {
     serde_json::to_vec(&json).unwrap()
 }
 
+/// A cluster of its own, with the topics made.
+async fn setup() -> (KafkaCluster, WindowRun) {
+    common::init_logs();
+    let broker = KafkaCluster::start();
+    let run = WindowRun::new(&broker.bootstrap_servers());
+    run.topics(&[OUTCOMES, METRICS, DEAD_LETTERS]).await;
+    (broker, run)
+}
+
+/// Waits until `group` has committed `total` offsets over the outcome topic.
+async fn commits_reach(run: &WindowRun, group: &str, total: i64) {
+    wait_until(
+        Duration::from_secs(60),
+        "commits through the last message",
+        || async { (committed_offsets(&run.servers, group, OUTCOMES, 4) == total).then_some(()) },
+    )
+    .await;
+}
+
 /// Where [`events`] start: 2026-01-01T00:00:00Z.
 fn later_base() -> i64 {
     1_767_225_600_000
@@ -65,10 +84,7 @@ fn plain_producer(servers: &str, extra: &[(&str, &str)]) -> FutureProducer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skewed_clocks_neither_stall_the_processor_nor_make_good_events_late() {
-    common::init_logs();
-    let broker = KafkaCluster::start();
-    let run = WindowRun::new(&broker.bootstrap_servers());
-    run.topics(&[OUTCOMES, METRICS, DEAD_LETTERS]).await;
+    let (_broker, run) = setup().await;
     let two_hours_ahead = (Utc::now() + chrono::Duration::hours(2))
         .format("%Y-%m-%dT%H:%M:%S")
         .to_string();
@@ -126,12 +142,7 @@ async fn skewed_clocks_neither_stall_the_processor_nor_make_good_events_late() {
     );
     assert_eq!(snapshot.dead_letters_for("future_timestamp"), 2);
     let total = (good.len() + hostile.len()) as i64;
-    wait_until(
-        Duration::from_secs(60),
-        "commits through the last message",
-        || async { (committed_offsets(&run.servers, group, OUTCOMES, 4) == total).then_some(()) },
-    )
-    .await;
+    commits_reach(&run, group, total).await;
     processor.stop().await;
 
     // A restart in the same group processes new events (dated from now on) at once.
@@ -165,10 +176,7 @@ async fn skewed_clocks_neither_stall_the_processor_nor_make_good_events_late() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_message_is_dead_lettered_as_a_bounded_prefix_and_commits_go_on() {
-    common::init_logs();
-    let broker = KafkaCluster::start();
-    let run = WindowRun::new(&broker.bootstrap_servers());
-    run.topics(&[OUTCOMES, METRICS, DEAD_LETTERS]).await;
+    let (_broker, run) = setup().await;
     // 5 MB of JSON that gzip makes small: the broker takes it, our producer could not resend it.
     let mut huge = br#"{"event_id":""#.to_vec();
     huge.extend(std::iter::repeat_n(b'x', 5_000_000));
@@ -208,12 +216,7 @@ async fn a_huge_message_is_dead_lettered_as_a_bounded_prefix_and_commits_go_on()
     assert_eq!(letter.headers["dlq.original.sha256"], digest);
     assert!(letter.payload.len() <= 64 * 1024 && huge.starts_with(&letter.payload));
     let total = (good.len() + 1) as i64;
-    wait_until(
-        Duration::from_secs(60),
-        "commits through the last message",
-        || async { (committed_offsets(&run.servers, group, OUTCOMES, 4) == total).then_some(()) },
-    )
-    .await;
+    commits_reach(&run, group, total).await;
     let keys: BTreeSet<_> = results.keys().collect();
     assert_eq!(keys.len(), expected_keys(&good).len());
     assert_eq!(processor.stats.send_failures_for(DEAD_LETTERS), 0);
@@ -222,10 +225,7 @@ async fn a_huge_message_is_dead_lettered_as_a_bounded_prefix_and_commits_go_on()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_hostile_messages_each_get_their_reason_and_good_events_stay_exact() {
-    common::init_logs();
-    let broker = KafkaCluster::start();
-    let run = WindowRun::new(&broker.bootstrap_servers());
-    run.topics(&[OUTCOMES, METRICS, DEAD_LETTERS]).await;
+    let (_broker, run) = setup().await;
     // Seeded: a failure reproduces with the same messages.
     let mut rng = Rng(0xF0_2251);
     let good = events(10_000);
@@ -290,13 +290,6 @@ async fn ten_thousand_hostile_messages_each_get_their_reason_and_good_events_sta
         bad,
         "every bad message is on the dead-letter topic"
     );
-    wait_until(
-        Duration::from_secs(60),
-        "commits through the last message",
-        || async {
-            (committed_offsets(&run.servers, group, OUTCOMES, 4) == sent.len() as i64).then_some(())
-        },
-    )
-    .await;
+    commits_reach(&run, group, sent.len() as i64).await;
     processor.stop().await;
 }
