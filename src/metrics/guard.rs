@@ -21,7 +21,7 @@ pub type Pair = (String, String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admission {
     /// The pair itself, or `(other, other)`.
-    pub labels: (String, String),
+    pub labels: Pair,
     /// A pair evicted to make room: its series must be removed.
     pub evicted: Option<Pair>,
 }

@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rdkafka::TopicPartitionList;
 use rdkafka::bindings as rdsys;
@@ -22,7 +23,8 @@ use super::source::OutcomeConsumer;
 /// Commits in flight, answered in the order they were made.
 pub struct CommitQueue {
     queue: NonNull<rdsys::rd_kafka_queue_t>,
-    sent: VecDeque<TopicPartitionList>,
+    /// Each commit sent and not answered yet, with when it was sent.
+    sent: VecDeque<(Instant, TopicPartitionList)>,
     /// Dropped after the queue: librdkafka's handle must outlive it.
     consumer: Arc<OutcomeConsumer>,
 }
@@ -60,13 +62,18 @@ impl CommitQueue {
         if code != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
             return Err(KafkaError::ConsumerCommit(code.into()));
         }
-        self.sent.push_back(list.clone());
+        self.sent.push_back((Instant::now(), list.clone()));
         Ok(())
     }
 
     /// Commits sent and not answered yet.
     pub fn unanswered(&self) -> usize {
         self.sent.len()
+    }
+
+    /// When the oldest unanswered commit was sent.
+    pub fn oldest_unanswered(&self) -> Option<Instant> {
+        self.sent.front().map(|(at, _)| *at)
     }
 
     /// The commits answered since the last call, oldest first, with their offsets.
@@ -90,7 +97,7 @@ impl CommitQueue {
             if kind != rdsys::RD_KAFKA_EVENT_OFFSET_COMMIT {
                 continue;
             }
-            let Some(list) = self.sent.pop_front() else {
+            let Some((_, list)) = self.sent.pop_front() else {
                 continue;
             };
             let result = match RDKafkaErrorCode::from(code) {

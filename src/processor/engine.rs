@@ -41,7 +41,7 @@ pub enum Rejection {
 
 /// An event left out of one or more queries; it still counts in the others.
 #[derive(Debug, Clone)]
-pub struct LateEvent {
+pub struct RejectedEvent {
     /// Index in the slice given to [`WindowEngine::ingest`].
     pub index: usize,
     /// Why (late wins when both apply).
@@ -112,7 +112,7 @@ impl WindowEngine {
         partition: i32,
         events: &[(i64, OutcomeEvent)],
         now: Instant,
-    ) -> Result<Vec<LateEvent>> {
+    ) -> Result<Vec<RejectedEvent>> {
         let views: Vec<_> = events
             .iter()
             .map(|(offset, event)| (*offset, event.view()))
@@ -131,7 +131,7 @@ impl WindowEngine {
         partition: i32,
         events: &[(i64, OutcomeEventView<'_>)],
         now: Instant,
-    ) -> Result<Vec<LateEvent>> {
+    ) -> Result<Vec<RejectedEvent>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -145,9 +145,9 @@ impl WindowEngine {
             .copied()
             .unwrap_or(i64::MIN);
         let batch = table::to_record_batch_of(events.iter().map(|(_, e)| e), &self.columns)?;
-        let mut late: HashMap<usize, (Rejection, Vec<String>)> = HashMap::new();
+        let mut rejected: HashMap<usize, (Rejection, Vec<String>)> = HashMap::new();
         let mut reject = |index: usize, rejection: Rejection, query: &str| {
-            let entry = late.entry(index).or_insert((rejection, Vec::new()));
+            let entry = rejected.entry(index).or_insert((rejection, Vec::new()));
             if rejection == Rejection::Late {
                 entry.0 = Rejection::Late;
             }
@@ -195,16 +195,16 @@ impl WindowEngine {
             self.offsets
                 .record(partition, offset, self.release_at(time));
         }
-        let mut late: Vec<LateEvent> = late
+        let mut rejected: Vec<RejectedEvent> = rejected
             .into_iter()
-            .map(|(index, (rejection, queries))| LateEvent {
+            .map(|(index, (rejection, queries))| RejectedEvent {
                 index,
                 rejection,
                 queries,
             })
             .collect();
-        late.sort_by_key(|l| l.index);
-        Ok(late)
+        rejected.sort_by_key(|l| l.index);
+        Ok(rejected)
     }
 
     /// Restores a partition's progress from its committed [`PartitionCheckpoint`].

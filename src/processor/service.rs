@@ -96,8 +96,6 @@ pub struct Processor {
     results: Option<mpsc::UnboundedSender<ResultRecord>>,
     pending_commit: Option<PendingCommit>,
     commits: CommitQueue,
-    /// When the oldest unanswered commit was made.
-    unanswered_since: Option<Instant>,
     /// Whether commits are reported blocked (logged once per episode).
     commits_blocked: bool,
     last_commit: HashMap<i32, i64>,
@@ -146,11 +144,11 @@ impl Processor {
             },
         )?;
         let consumer = Arc::new(consumer);
-        let consumer_handle = Arc::clone(&consumer);
         let readiness = Arc::new(Readiness::default());
         readiness.set_stall_after(settings.stall_timeout);
         Ok(Self {
             fetch_queue: FetchQueue::new(Arc::clone(&consumer)),
+            commits: CommitQueue::new(Arc::clone(&consumer)),
             consumer,
             sends: Sends::new(producer, max_message_bytes, Arc::clone(&metrics.processor)),
             engine,
@@ -167,8 +165,6 @@ impl Processor {
             max_future_ms: settings.max_future.as_millis() as i64,
             results: None,
             pending_commit: None,
-            commits: CommitQueue::new(Arc::clone(&consumer_handle)),
-            unanswered_since: None,
             commits_blocked: false,
             last_commit: HashMap::new(),
             commit_interval: settings.commit_interval,
@@ -559,21 +555,15 @@ impl Processor {
 
     fn commit_async(&mut self, list: &TopicPartitionList) {
         tracing::trace!(?list, "committing offsets with their checkpoints");
-        match self.commits.commit(list) {
-            Ok(()) => {
-                self.unanswered_since = self.unanswered_since.or(Some(Instant::now()));
-            }
-            Err(err) => {
-                self.stats.add_commit(false);
-                tracing::warn!(%err, "committing offsets failed; will retry");
-            }
+        if let Err(err) = self.commits.commit(list) {
+            self.stats.add_commit(false);
+            tracing::warn!(%err, "committing offsets failed; will retry");
         }
     }
 
     /// Takes in the answers to the commits made so far.
     fn take_commit_results(&mut self) {
         for (result, list) in self.commits.answers() {
-            self.unanswered_since = (self.commits.unanswered() > 0).then(Instant::now);
             self.stats.add_commit(result.is_ok());
             match result {
                 Ok(()) => {
@@ -591,7 +581,7 @@ impl Processor {
     /// Turns `/readyz` not ready (and logs once) while commits wait too long, and back.
     fn report_blocked_commits(&mut self) {
         let limit = COMMIT_BLOCKED_AFTER.max(self.commit_interval * 3);
-        let unanswered = self.unanswered_since.map(|at| at.elapsed());
+        let unanswered = self.commits.oldest_unanswered().map(|at| at.elapsed());
         let waiting = self.pending_commit.as_ref().map(|p| p.since.elapsed());
         let problem = match (unanswered, waiting) {
             (Some(waited), _) if waited >= limit => Some(format!(

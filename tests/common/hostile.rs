@@ -21,17 +21,20 @@ impl Rng {
     }
 }
 
-/// Fields every event must carry.
-const REQUIRED: [&str; 8] = [
-    "event_id",
-    "run_id",
-    "agent_name",
-    "action_type",
-    "timestamp",
-    "duration_ms",
-    "latency_ms",
-    "status",
-];
+/// Fields every event must carry, as the published JSON Schema lists them.
+fn required_fields() -> &'static [String] {
+    static REQUIRED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    REQUIRED.get_or_init(|| {
+        let schema = feedback_pipeline::event::json_schema();
+        let required = schema["required"]
+            .as_array()
+            .expect("the schema lists required fields");
+        required
+            .iter()
+            .map(|f| f.as_str().unwrap().to_owned())
+            .collect()
+    })
+}
 
 /// Kinds of hostile message, chosen in turn (see [`hostile`]).
 pub const KINDS: u64 = 14;
@@ -63,7 +66,8 @@ pub fn hostile(rng: &mut Rng, n: u64, base: &OutcomeEvent) -> Vec<u8> {
             text(&json)
         }
         3 => {
-            let field = REQUIRED[rng.below(REQUIRED.len() as u64) as usize];
+            let required = required_fields();
+            let field = &required[rng.below(required.len() as u64) as usize];
             json.as_object_mut().unwrap().remove(field);
             text(&json)
         }

@@ -308,22 +308,9 @@ impl CompiledQuery {
         })
     }
 
-    /// Runs the row steps over a batch of table rows.
-    pub fn apply_row_steps(&self, mut batch: RecordBatch) -> Result<RecordBatch> {
-        for step in &self.row_steps {
-            batch = match step {
-                RowStep::Filter(predicate) => filter(&batch, predicate)?,
-                RowStep::Project(exprs, schema) => project(&batch, exprs, schema)?,
-            };
-        }
-        Ok(batch)
-    }
-
-    /// [`Self::apply_row_steps`], also returning each output row's index in `batch`.
-    pub fn apply_row_steps_tracked(
-        &self,
-        mut batch: RecordBatch,
-    ) -> Result<(RecordBatch, UInt32Array)> {
+    /// Runs the row steps over a batch of table rows; returns the aggregate's input and each
+    /// of its rows' index in `batch` (filters drop rows).
+    pub fn apply_row_steps(&self, mut batch: RecordBatch) -> Result<(RecordBatch, UInt32Array)> {
         let mut origin = UInt32Array::from_iter_values(0..batch.num_rows() as u32);
         for step in &self.row_steps {
             batch = match step {

@@ -339,7 +339,7 @@ impl WindowedQuery {
         indices: Option<&[u32]>,
     ) -> datafusion::error::Result<Vec<u32>> {
         let compiled = &self.definition.compiled;
-        let (input, origin) = compiled.apply_row_steps_tracked(rows)?;
+        let (input, origin) = compiled.apply_row_steps(rows)?;
         let refused = self.store.update(compiled, pane, &input)?;
         Ok(refused
             .into_iter()

@@ -472,6 +472,7 @@ mod tests {
                     .unwrap(),
                 )
                 .unwrap()
+                .0
         };
         let count_and_max = |batch: &RecordBatch| {
             (
