@@ -78,6 +78,15 @@ fn generate(events: usize, agents: usize, partitions: usize, span_ms: i64) -> Ge
 }
 
 async fn engine(queries: &[(&str, &str)]) -> WindowEngine {
+    engine_with(queries, Duration::ZERO, Duration::from_secs(3600)).await
+}
+
+/// [`engine`] with an allowed lateness and an idle time.
+async fn engine_with(
+    queries: &[(&str, &str)],
+    allowed_lateness: Duration,
+    idle_after: Duration,
+) -> WindowEngine {
     let mut definitions = Vec::new();
     for (name, sql) in queries {
         definitions.push(Arc::new(
@@ -89,8 +98,9 @@ async fn engine(queries: &[(&str, &str)]) -> WindowEngine {
         EngineSettings {
             out_of_orderness: Duration::from_secs(30),
             grace: Duration::ZERO,
-            idle_after: Duration::from_secs(3600),
+            idle_after,
             max_groups_per_window: 1_000_000,
+            allowed_lateness,
         },
     )
     .unwrap()
@@ -614,6 +624,7 @@ async fn past_the_group_limit_new_groups_are_refused_and_old_ones_stay_exact() {
             grace: Duration::ZERO,
             idle_after: Duration::from_secs(3600),
             max_groups_per_window: 5,
+            allowed_lateness: Duration::ZERO,
         },
     )
     .unwrap();
@@ -691,4 +702,115 @@ async fn past_the_group_limit_new_groups_are_refused_and_old_ones_stay_exact() {
             .count() as i64;
         assert_eq!(count, expected, "{name} stays exact");
     }
+}
+
+const PER_MINUTE: (&str, &str) = (
+    "count",
+    "SELECT agent_name, COUNT(*) AS n FROM agent_outcomes \
+     WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY agent_name",
+);
+
+/// An event of `agent` at `BASE + offset_ms`.
+fn event_at(agent: &str, offset_ms: i64) -> OutcomeEvent {
+    let mut event = OutcomeEvent::builder(agent, "act").build().unwrap();
+    event.timestamp = Utc.timestamp_millis_opt(BASE + offset_ms).unwrap();
+    event
+}
+
+/// Each emitted row's latest value: (window start, agent) -> n; and the rows that were
+/// updates.
+fn latest_counts(closed: &[ClosedWindow]) -> (BTreeMap<(i64, String), i64>, usize) {
+    let mut latest = BTreeMap::new();
+    let mut updates = 0;
+    for c in closed {
+        let n = c
+            .result
+            .rows
+            .column_by_name("n")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        for (row, agent) in strings(&c.result.rows, "agent_name")
+            .into_iter()
+            .enumerate()
+        {
+            latest.insert((c.result.window.start, agent), n.value(row));
+            updates += usize::from(c.result.update);
+        }
+    }
+    (latest, updates)
+}
+
+#[tokio::test]
+async fn an_event_within_the_allowed_lateness_updates_only_its_row_and_later_ones_are_late() {
+    let mut engine = engine_with(
+        &[PER_MINUTE],
+        Duration::from_secs(300),
+        Duration::from_secs(3600),
+    )
+    .await;
+    let now = Instant::now();
+    let mut offset = 0;
+    let mut feed = |engine: &mut WindowEngine, events: Vec<OutcomeEvent>| {
+        let numbered: Vec<_> = events
+            .into_iter()
+            .map(|e| {
+                offset += 1;
+                (offset, e)
+            })
+            .collect();
+        let rejected = engine.ingest_events(0, &numbered, now).unwrap();
+        let closed = engine.advance(now, 0).unwrap();
+        (rejected, closed)
+    };
+    // Minute 0 for two agents, then an event 2 min on: minute 0 is emitted (30 s disorder).
+    let (_, closed) = feed(
+        &mut engine,
+        vec![
+            event_at("a", 1_000),
+            event_at("a", 2_000),
+            event_at("b", 3_000),
+            event_at("c", 120_000),
+        ],
+    );
+    assert_eq!(latest_counts(&closed).0[&(BASE, "a".to_owned())], 2);
+    // A late event for agent a: counted, and only a's row comes out again, updated.
+    let (rejected, closed) = feed(&mut engine, vec![event_at("a", 10_000)]);
+    assert!(rejected.is_empty(), "within the allowed lateness");
+    let (rows, updates) = latest_counts(&closed);
+    assert_eq!(rows, BTreeMap::from([((BASE, "a".to_owned()), 3)]));
+    assert_eq!(updates, 1);
+    // Event time moves 7 min on: minute 0 is past the allowed lateness, so final.
+    feed(&mut engine, vec![event_at("c", 7 * MINUTE)]);
+    let (rejected, closed) = feed(&mut engine, vec![event_at("b", 20_000)]);
+    assert_eq!(rejected.len(), 1, "past the allowed lateness: late");
+    assert!(closed.iter().all(|c| c.result.window.start != BASE));
+}
+
+#[tokio::test]
+async fn a_backfill_into_a_quiet_engine_counts_as_in_one_started_after_it() {
+    let data = generate(2_000, 4, 2, 20 * MINUTE);
+    let mut reference_engine = engine(&[PER_MINUTE]).await;
+    let (reference, _) = latest_counts(&run(&mut reference_engine, &data));
+
+    // Started on an empty topic: both partitions quiet for a day of wall clock first.
+    let mut engine = engine_with(
+        &[PER_MINUTE],
+        Duration::from_secs(300),
+        Duration::from_secs(1),
+    )
+    .await;
+    let start = Instant::now();
+    engine.assign(&[0, 1], start);
+    engine.set_lagging([].into(), [0, 1].into());
+    for hour in 1..=24 {
+        let later = start + Duration::from_secs(hour * 3600);
+        assert!(
+            engine
+                .advance(later, BASE + hour as i64 * 60 * MINUTE)
+                .unwrap()
+                .is_empty()
+        );
+    }
+    let (backfilled, _) = latest_counts(&run(&mut engine, &data));
+    assert_eq!(backfilled, reference, "no event of the backfill is late");
 }

@@ -274,10 +274,13 @@ async fn processor_run(
     let started = Instant::now();
     let first = stats.consumed();
     let mut reported = Instant::now();
+    let mut peak_state = (0, 0);
     while stats.consumed() < events {
         if running.is_finished() {
             break;
         }
+        let (panes, groups) = stats.open_state();
+        peak_state = (peak_state.0.max(panes), peak_state.1.max(groups));
         if reported.elapsed() > Duration::from_secs(10) {
             eprintln!("  ... {} of {events} consumed", stats.snapshot().consumed);
             reported = Instant::now();
@@ -294,6 +297,12 @@ async fn processor_run(
     if !snapshot.dead_letters.is_empty() {
         eprintln!("  dead letters: {:?}", snapshot.dead_letters);
     }
+    println!(
+        "  peak open state: {} panes, {} (pane, group) states; {} rows updated",
+        peak_state.0,
+        peak_state.1,
+        stats.window_updates()
+    );
     Ok((events - first) as f64 / elapsed.as_secs_f64())
 }
 

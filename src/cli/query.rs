@@ -50,6 +50,7 @@ pub async fn query(config: Config, args: QueryArgs) -> Result<(), Box<dyn std::e
             idle_after: Duration::from_secs(365 * 24 * 3600),
             // One pass over a topic: its size bounds the state.
             max_groups_per_window: usize::MAX,
+            allowed_lateness: Duration::ZERO,
         },
     )?;
     let consumer: BaseConsumer = config

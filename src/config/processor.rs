@@ -18,6 +18,9 @@ pub struct ProcessorSettings {
     /// Quiet time after which a partition stops holding the watermark back, and after which,
     /// with every partition quiet, windows close by the wall clock.
     pub idle_after: Duration,
+    /// How long after its close an emitted window still takes events (each emits the
+    /// window's updated rows again).
+    pub allowed_lateness: Duration,
     /// How far ahead of the processor's clock an event may be dated before it is rejected.
     pub max_future: Duration,
     /// Most groups a query holds per pane.
@@ -45,6 +48,7 @@ impl ProcessorSettings {
             out_of_orderness: millis("WINDOW_OUT_OF_ORDER_MS", 0, 86_400_000)?,
             grace: millis("WINDOW_GRACE_MS", 0, 86_400_000)?,
             idle_after: millis("WINDOW_IDLE_CLOSE_MS", 100, 86_400_000)?,
+            allowed_lateness: millis("WINDOW_ALLOWED_LATENESS_MS", 0, 86_400_000)?,
             max_future: millis("WINDOW_MAX_FUTURE_MS", 0, 31_536_000_000)?,
             max_groups_per_window: source.number(
                 "PROCESSOR_MAX_GROUPS_PER_WINDOW",

@@ -187,6 +187,11 @@ pub const VARIABLES: &[EnvVar] = &[
         "A partition quiet this long stops holding the watermark; with all quiet, windows close by the clock, in ms.",
     ),
     var(
+        "WINDOW_ALLOWED_LATENESS_MS",
+        "300000",
+        "How long after its close (by event time) an emitted window still takes events: each update emits the window's rows again under the same key; past it, events are late, in ms.",
+    ),
+    var(
         "WINDOW_MAX_FUTURE_MS",
         "300000",
         "Events dated more than this ahead of the processor's clock go to the dead-letter topic as future_timestamp and never move event time, in ms.",

@@ -79,12 +79,14 @@ pub fn load<X: ConsumerContext>(
 /// Fails when the largest checkpoint `query_names` can produce would not fit the broker's
 /// default metadata limit: every commit would then be refused.
 pub fn check_size<'a>(query_names: impl IntoIterator<Item = &'a str>) -> KafkaResult<()> {
+    let bounds: HashMap<String, i64> = query_names
+        .into_iter()
+        .map(|name| (name.to_owned(), i64::MIN))
+        .collect();
     let largest = PartitionCheckpoint {
         read_through: i64::MIN,
-        closed: query_names
-            .into_iter()
-            .map(|name| (name.to_owned(), i64::MIN))
-            .collect(),
+        closed: bounds.clone(),
+        finalized: bounds,
     };
     let size = serde_json::to_string(&largest).map_or(0, |text| text.len());
     if size <= METADATA_LIMIT {

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::array::{BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::error::Result;
 
 use crate::alerts::{AlertEvaluator, AlertRecord};
 use crate::event::{OutcomeEvent, OutcomeEventView};
 use crate::processor::offsets::OffsetTracker;
-use crate::processor::query::{QueryDefinition, WindowResult, WindowedQuery};
+use crate::processor::query::{CloseBounds, QueryDefinition, WindowResult, WindowedQuery};
 use crate::processor::table::{self, ColumnSet};
 use crate::processor::watermark::WatermarkTracker;
 use crate::processor::window::Millis;
@@ -28,12 +28,15 @@ pub struct EngineSettings {
     pub idle_after: Duration,
     /// Most groups a pane (a window, for a tumbling one) holds per query.
     pub max_groups_per_window: usize,
+    /// How long after its close (by event time) an emitted window still takes events: each
+    /// emits the window's updated rows again. Past it, events are late.
+    pub allowed_lateness: Duration,
 }
 
 /// Why an event was left out of some queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
-    /// One or more of its windows had closed.
+    /// One or more of its windows were emitted and are past the allowed lateness.
     Late,
     /// It would have opened a group past `PROCESSOR_MAX_GROUPS_PER_WINDOW`.
     TooManyGroups,
@@ -54,7 +57,7 @@ pub struct RejectedEvent {
 pub struct ClosedWindow {
     /// The query.
     pub query: Arc<QueryDefinition>,
-    /// Its rows for the window.
+    /// Its rows for the window (`result.update`: rows emitted before, with new values).
     pub result: WindowResult,
 }
 
@@ -67,6 +70,8 @@ pub struct WindowEngine {
     replay_until: foldhash::HashMap<i32, i64>,
     /// The table columns any query reads.
     columns: ColumnSet,
+    /// [`EngineSettings::allowed_lateness`], ms.
+    allowed_lateness: Millis,
 }
 
 /// Progress stored with a partition's committed offset (as JSON commit metadata), so a
@@ -79,6 +84,10 @@ pub struct PartitionCheckpoint {
     /// Per query: windows ending at or before this had been emitted.
     #[serde(rename = "c")]
     pub closed: HashMap<String, Millis>,
+    /// Per query: windows ending at or before this were final (absent: as `closed`, which
+    /// is what a checkpoint written before allowed lateness meant).
+    #[serde(rename = "f", default)]
+    pub finalized: HashMap<String, Millis>,
 }
 
 impl WindowEngine {
@@ -100,9 +109,14 @@ impl WindowEngine {
         Ok(Self {
             queries: windowed,
             columns,
-            watermark: WatermarkTracker::new(settings.out_of_orderness, settings.idle_after),
+            watermark: WatermarkTracker::new(
+                settings.out_of_orderness,
+                settings.idle_after,
+                settings.allowed_lateness,
+            ),
             offsets: OffsetTracker::default(),
             replay_until: foldhash::HashMap::default(),
+            allowed_lateness: settings.allowed_lateness.as_millis() as Millis,
         })
     }
 
@@ -123,9 +137,10 @@ impl WindowEngine {
     /// Adds consumed events of `partition` (`(offset, event)`, in offset order); returns those
     /// left out of at least one query (late, or past the group limit).
     ///
-    /// After [`Self::restore`], events below the restored read position are replays: those
-    /// whose windows were all emitted before the restart are skipped, the rest count only in
-    /// windows still open; neither is late.
+    /// An event for an emitted window within the allowed lateness updates it (its rows are
+    /// emitted again at the next [`Self::advance`]). After [`Self::restore`], events below the
+    /// restored read position are replays: they rebuild the state of windows not yet final
+    /// without emitting anything again, and are never late.
     pub fn ingest(
         &mut self,
         partition: i32,
@@ -154,46 +169,34 @@ impl WindowEngine {
             entry.1.push(query.to_owned());
         };
         for (query, _) in &mut self.queries {
-            let mut keep = Vec::with_capacity(events.len());
+            let mut live = Vec::with_capacity(events.len());
+            let mut replayed = Vec::with_capacity(events.len());
             for (index, (&(offset, _), &time)) in events.iter().zip(&times).enumerate() {
-                let replayed = offset < replay_until;
-                let accepted = if !query.is_late(partition, time) {
-                    true
-                } else if replayed {
-                    !query.is_fully_closed(partition, time)
-                } else {
+                let is_replay = offset < replay_until;
+                let late = !is_replay && query.is_late(partition, time);
+                if late {
                     reject(index, Rejection::Late, &query.definition().name);
-                    false
-                };
-                keep.push(accepted);
+                }
+                live.push(!is_replay && !late);
+                replayed.push(is_replay && !query.is_fully_final(partition, time));
             }
-            let refused = if keep.iter().all(|&k| k) {
-                query.add(partition, &batch)?
-            } else {
-                let kept_indices: Vec<usize> = (0..keep.len()).filter(|&i| keep[i]).collect();
-                let kept = filter_record_batch(&batch, &BooleanArray::from(keep))?;
-                let refused = if kept.num_rows() > 0 {
-                    query.add(partition, &kept)?
-                } else {
-                    Vec::new()
-                };
-                refused
-                    .into_iter()
-                    .map(|row| kept_indices[row as usize] as u32)
-                    .collect()
-            };
-            for index in refused {
-                reject(
-                    index as usize,
-                    Rejection::TooManyGroups,
-                    &query.definition().name,
-                );
+            for (selected, is_live) in [(replayed, false), (live, true)] {
+                for index in add_selected(query, partition, &batch, selected, is_live)? {
+                    reject(
+                        index as usize,
+                        Rejection::TooManyGroups,
+                        &query.definition().name,
+                    );
+                }
             }
         }
         for (&(offset, _), &time) in events.iter().zip(&times) {
             self.watermark.observe(partition, time, now);
-            self.offsets
-                .record(partition, offset, self.release_at(time));
+            self.offsets.record(
+                partition,
+                offset,
+                release_at(&self.queries, self.allowed_lateness, time),
+            );
         }
         let mut rejected: Vec<RejectedEvent> = rejected
             .into_iter()
@@ -211,8 +214,10 @@ impl WindowEngine {
     pub fn restore(&mut self, partition: i32, checkpoint: &PartitionCheckpoint) {
         self.replay_until.insert(partition, checkpoint.read_through);
         for (query, _) in &mut self.queries {
-            if let Some(&closed) = checkpoint.closed.get(&query.definition().name) {
-                query.restore(partition, closed);
+            let name = &query.definition().name;
+            if let Some(&closed) = checkpoint.closed.get(name) {
+                let finalized = checkpoint.finalized.get(name).copied().unwrap_or(closed);
+                query.restore(partition, closed, finalized);
             }
         }
     }
@@ -231,16 +236,12 @@ impl WindowEngine {
                 .iter()
                 .map(|(q, _)| (q.definition().name.clone(), q.closed_for(partition)))
                 .collect(),
+            finalized: self
+                .queries
+                .iter()
+                .map(|(q, _)| (q.definition().name.clone(), q.final_for(partition)))
+                .collect(),
         }
-    }
-
-    /// The watermark at which every window holding an event at `time` has closed.
-    fn release_at(&self, time: Millis) -> Millis {
-        self.queries
-            .iter()
-            .map(|(query, grace)| query.definition().spec().last_window(time).end + grace)
-            .max()
-            .unwrap_or(Millis::MIN)
     }
 
     /// Notes a message handled at once (e.g. dead-lettered): it never holds a commit back.
@@ -257,15 +258,38 @@ impl WindowEngine {
         self.watermark.set_lagging(lagging, reported);
     }
 
-    /// Moves the watermark and closes every window it has passed.
+    /// Notes whether the source reaches a broker (while it does not, no partition is idle).
+    pub fn set_connected(&mut self, connected: bool) {
+        self.watermark.set_connected(connected);
+    }
+
+    /// Moves the watermark; emits the updates of emitted windows that took events and every
+    /// window it has passed; drops the state of windows past the allowed lateness.
     pub fn advance(&mut self, now: Instant, wall_now_ms: Millis) -> Result<Vec<ClosedWindow>> {
-        let watermark = self.watermark.advance(now, wall_now_ms);
+        let (queries, lateness) = (&self.queries, self.allowed_lateness);
+        self.watermark
+            .advance(now, wall_now_ms, |t| release_at(queries, lateness, t));
         let tracker = &self.watermark;
         let mut closed = Vec::new();
         for (query, grace) in &mut self.queries {
-            let grace = *grace;
-            let own = |p: i32| tracker.partition_bound(p).saturating_sub(grace);
-            for result in query.close_through(watermark.saturating_sub(grace), own)? {
+            let bounds = |emit: Millis, early: Millis, finalize: Millis| CloseBounds {
+                emit: emit.saturating_sub(*grace),
+                early: early.saturating_sub(*grace),
+                finalize: finalize.saturating_sub(*grace).saturating_sub(lateness),
+            };
+            let shared = bounds(
+                tracker.watermark(),
+                tracker.early_watermark(),
+                tracker.final_watermark(),
+            );
+            let own = |p: i32| {
+                bounds(
+                    tracker.partition_bound(p),
+                    tracker.partition_early_bound(p),
+                    tracker.partition_final_bound(p),
+                )
+            };
+            for result in query.close_through(shared, own)? {
                 closed.push(ClosedWindow {
                     query: Arc::clone(query.definition()),
                     result,
@@ -279,21 +303,21 @@ impl WindowEngine {
     pub fn commit_positions(&mut self) -> HashMap<i32, i64> {
         let shared = self.queries.iter().any(|(q, _)| !q.is_partition_aligned());
         let tracker = &self.watermark;
-        // A partition's events are released by its own bound, and by the shared watermark too
-        // while a query closes on that.
+        // A partition's events are released once their windows are final: by its own final
+        // bound, and by the shared one too while a query closes on that.
         self.offsets.positions(|p| {
-            let own = tracker.partition_bound(p);
+            let own = tracker.partition_final_bound(p);
             if shared {
-                own.min(tracker.watermark())
+                own.min(tracker.final_watermark())
             } else {
                 own
             }
         })
     }
 
-    /// The current watermark (ms).
+    /// The shared watermark (ms); it follows the wall clock while every partition is idle.
     pub fn watermark(&self) -> Millis {
-        self.watermark.watermark()
+        self.watermark.early_watermark()
     }
 
     /// Newest event time seen (ms).
@@ -340,7 +364,8 @@ impl WindowEngine {
 
     /// Lets `alerts` treat windows that closed with no rows at all as clear.
     pub fn quiet_alerts(&self, alerts: &mut AlertEvaluator) -> Vec<AlertRecord> {
-        let watermark = self.watermark.watermark();
+        // Early: a quiet system's windows close by the clock, and so do its alerts.
+        let watermark = self.watermark.early_watermark();
         let mut records = Vec::new();
         for (query, grace) in &self.queries {
             let spec = query.definition().spec();
@@ -357,4 +382,40 @@ impl WindowEngine {
     pub fn read_positions(&self) -> HashMap<i32, i64> {
         self.offsets.read_positions()
     }
+}
+
+/// The final bound (before grace and lateness) at which every window of `queries` holding an
+/// event at `time` is final.
+fn release_at(queries: &[(WindowedQuery, Millis)], lateness: Millis, time: Millis) -> Millis {
+    queries
+        .iter()
+        .map(|(query, grace)| query.definition().spec().last_window(time).end + grace)
+        .max()
+        .map_or(Millis::MIN, |end| end.saturating_add(lateness))
+}
+
+/// Adds the rows of `batch` that `selected` marks to `query`; returns the refused ones
+/// (indices into `batch`).
+fn add_selected(
+    query: &mut WindowedQuery,
+    partition: i32,
+    batch: &RecordBatch,
+    selected: Vec<bool>,
+    live: bool,
+) -> Result<Vec<u32>> {
+    if !selected.iter().any(|&s| s) {
+        return Ok(Vec::new());
+    }
+    if selected.iter().all(|&s| s) {
+        return query.add(partition, batch, live);
+    }
+    let indices: Vec<u32> = (0..selected.len() as u32)
+        .filter(|&i| selected[i as usize])
+        .collect();
+    let rows = filter_record_batch(batch, &BooleanArray::from(selected))?;
+    Ok(query
+        .add(partition, &rows, live)?
+        .into_iter()
+        .map(|row| indices[row as usize])
+        .collect())
 }

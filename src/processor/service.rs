@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use rdkafka::consumer::Consumer;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
@@ -141,6 +142,7 @@ impl Processor {
                 grace: settings.grace,
                 idle_after: settings.idle_after,
                 max_groups_per_window: settings.max_groups_per_window,
+                allowed_lateness: settings.allowed_lateness,
             },
         )?;
         let consumer = Arc::new(consumer);
@@ -395,7 +397,10 @@ impl Processor {
                 let (reason, detail) = match rejected.rejection {
                     Rejection::Late => (
                         dead_letter::LATE,
-                        format!("event time is behind the closed windows of: {queries}"),
+                        format!(
+                            "its window was emitted more than WINDOW_ALLOWED_LATENESS_MS ago in: \
+                             {queries}"
+                        ),
                     ),
                     Rejection::TooManyGroups => (
                         dead_letter::TOO_MANY_GROUPS,
@@ -410,28 +415,31 @@ impl Processor {
         }
         let (lagging, reported) = self.stats.backlog(&self.outcome_topic);
         self.engine.set_lagging(lagging, reported);
+        self.engine.set_connected(self.stats.source_connected());
         let closed_windows = self.engine.advance(now, wall_now)?;
         let emitting = !closed_windows.is_empty();
         let mut alerts = Vec::new();
         for closed in closed_windows {
             let query = &closed.query.name;
+            let (window, rows) = (closed.result.window, &closed.result.rows);
             let records = window_records(&closed);
-            tracing::debug!(query = %query, start = closed.result.window.start, rows = records.len(), watermark = self.engine.watermark(), "window closed");
-            self.stats.add_window(query, records.len() as u64);
-            self.metrics
-                .windows
-                .update(query, closed.result.window, &closed.result.rows);
-            alerts.extend(self.alerts.observe_window(
-                query,
-                closed.result.window,
-                &closed.result.rows,
-            ));
+            let update = closed.result.update;
+            tracing::debug!(query = %query, start = window.start, rows = records.len(), update, watermark = self.engine.watermark(), "window emitted");
+            self.metrics.windows.update(query, window, rows);
+            if update {
+                self.stats.add_window_update(query, records.len() as u64);
+            } else {
+                self.stats.add_window(query, records.len() as u64);
+                // Alerts judge a window once, when it closes: an update holds only the
+                // groups that changed, and a window long past is no news to page on.
+                alerts.extend(self.alerts.observe_window(query, window, rows));
+            }
             for record in records {
                 self.sends.queue(Outgoing {
                     topic: self.metrics_topic.clone(),
                     key: Some(record.key.clone().into_bytes()),
                     payload: record.value.to_string().into_bytes(),
-                    headers: None,
+                    headers: update.then(update_header),
                 });
                 if let Some(results) = &self.results {
                     let _ = results.send(record);
@@ -662,3 +670,11 @@ fn reject_future(
 /// One partition's decoded events of a batch, `(offset, event)`, and each one's index in the
 /// batch.
 type PartitionEvents<'a> = (Vec<(i64, OutcomeEventView<'a>)>, Vec<usize>);
+
+/// The header that marks a result record as an update of one emitted before under its key.
+fn update_header() -> OwnedHeaders {
+    OwnedHeaders::new().insert(Header {
+        key: "fp.update",
+        value: Some("true"),
+    })
+}

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 
 use super::fetch_queue::{QueueHandle, forward_partition};
@@ -83,10 +83,15 @@ impl SourceContext {
 
 impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.stats.set_source_connected(false);
+        }
         crate::kafka::log_client_error(&error, reason);
     }
 
     fn stats(&self, statistics: Statistics) {
+        self.stats
+            .set_source_connected(reaches_a_broker(&statistics));
         for (topic, topic_stats) in &statistics.topics {
             for (&partition, partition_stats) in &topic_stats.partitions {
                 // -1 is librdkafka's internal "unassigned" partition.
@@ -103,6 +108,14 @@ impl ClientContext for SourceContext {
             }
         }
     }
+}
+
+/// Whether any broker the cluster named (not only a bootstrap address) has a connection up.
+fn reaches_a_broker(statistics: &Statistics) -> bool {
+    statistics
+        .brokers
+        .values()
+        .any(|broker| broker.nodeid >= 0 && broker.state == "UP")
 }
 
 /// Messages between a partition's read position and its end, from librdkafka's statistics

@@ -31,6 +31,7 @@ const REASONS: [&str; 9] = [
 pub struct ProcessorStats {
     consumed: IntCounter,
     windows_emitted: IntCounterVec,
+    window_updates: IntCounterVec,
     result_records: IntCounter,
     commits: IntCounter,
     commit_failures: IntCounter,
@@ -41,6 +42,7 @@ pub struct ProcessorStats {
     assigned_partitions: IntGauge,
     open_windows: IntGauge,
     open_groups: IntGauge,
+    source_connected: IntGauge,
     consumer_lag: IntGaugeVec,
     emit_latency: Histogram,
     alerts_firing: IntGaugeVec,
@@ -91,6 +93,8 @@ impl ProcessorStats {
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(stats.consumed.clone()),
             Box::new(stats.windows_emitted.clone()),
+            Box::new(stats.window_updates.clone()),
+            Box::new(stats.source_connected.clone()),
             Box::new(stats.result_records.clone()),
             Box::new(stats.commits.clone()),
             Box::new(stats.commit_failures.clone()),
@@ -136,6 +140,24 @@ impl ProcessorStats {
                 ),
                 &["query"],
             )?,
+            window_updates: IntCounterVec::new(
+                Opts::new(
+                    "feedback_pipeline_processor_window_updates_total",
+                    "Result rows emitted again with new values: an event within \
+                     WINDOW_ALLOWED_LATENESS_MS reached their window after it was emitted, \
+                     by query.",
+                ),
+                &["query"],
+            )?,
+            source_connected: {
+                let connected = gauge(
+                    "feedback_pipeline_processor_source_connected",
+                    "1 while the source consumer reaches a broker (partitions can be idle \
+                     only then), 0 during an outage.",
+                )?;
+                connected.set(1);
+                connected
+            },
             result_records: counter(
                 "feedback_pipeline_processor_result_records_total",
                 "Result rows sent to the metrics topic.",
@@ -154,7 +176,7 @@ impl ProcessorStats {
             )?,
             late: counter(
                 "feedback_pipeline_processor_late_events_total",
-                "Events later than their windows' close, sent to the dead-letter topic.",
+                "Events for windows emitted more than WINDOW_ALLOWED_LATENESS_MS before, sent to the dead-letter topic.",
             )?,
             dead_letters,
             send_failures: IntCounterVec::new(
@@ -215,6 +237,26 @@ impl ProcessorStats {
         self.windows_emitted.with_label_values(&[query]).inc();
         self.result_records.inc_by(records);
     }
+    pub(crate) fn add_window_update(&self, query: &str, rows: u64) {
+        self.window_updates.with_label_values(&[query]).inc_by(rows);
+        self.result_records.inc_by(rows);
+    }
+    /// Result rows emitted again (window updates) so far, over every query.
+    pub fn window_updates(&self) -> u64 {
+        self.window_updates
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|metric| metric.get_counter().get_value() as u64)
+            .sum()
+    }
+    pub(crate) fn set_source_connected(&self, connected: bool) {
+        self.source_connected.set(i64::from(connected));
+    }
+    /// Whether the source consumer reached a broker at its last report.
+    pub fn source_connected(&self) -> bool {
+        self.source_connected.get() == 1
+    }
     pub(crate) fn add_commit(&self, ok: bool) {
         if ok {
             self.commits.inc();
@@ -250,6 +292,10 @@ impl ProcessorStats {
             })
             .map(|m| m.get_counter().get_value() as u64)
             .sum()
+    }
+    /// Open panes and (pane, group) states, as last set.
+    pub fn open_state(&self) -> (i64, i64) {
+        (self.open_windows.get(), self.open_groups.get())
     }
     pub(crate) fn set_open_state(&self, panes: usize, groups: usize) {
         self.open_windows.set(panes as i64);

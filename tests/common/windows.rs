@@ -52,6 +52,24 @@ pub fn events(count: usize) -> Vec<OutcomeEvent> {
         .collect()
 }
 
+/// Every record on `metrics` now, as each key's latest value, and how many records carried
+/// the `fp.update` header (updates of a window emitted before).
+pub async fn latest_results(servers: &str, metrics: &str) -> (BTreeMap<String, Value>, usize) {
+    let mut latest = BTreeMap::new();
+    let mut updates = 0;
+    for message in read_raw(servers, metrics, usize::MAX, Duration::from_secs(3)).await {
+        let key = String::from_utf8(message.key.unwrap()).unwrap();
+        latest.insert(key, serde_json::from_slice(&message.payload).unwrap());
+        updates += usize::from(
+            message
+                .headers
+                .get("fp.update")
+                .is_some_and(|v| v == "true"),
+        );
+    }
+    (latest, updates)
+}
+
 /// A cluster's address, the query's directory and a producer with ordinary batching.
 pub struct WindowRun {
     /// The cluster's bootstrap servers.
@@ -86,6 +104,8 @@ impl WindowRun {
             ("WINDOW_OUT_OF_ORDER_MS", "3000"),
             ("WINDOW_GRACE_MS", "0"),
             ("WINDOW_IDLE_CLOSE_MS", "10000"),
+            // Short, so quiet partitions commit through their last message soon.
+            ("WINDOW_ALLOWED_LATENESS_MS", "2000"),
             ("PROCESSOR_TICK_MS", "50"),
             ("SPOOL_DIR", "off"),
             ("METRICS_ADDR", "127.0.0.1:0"),
@@ -203,6 +223,19 @@ impl RunningProcessor {
         self.task.await.unwrap().unwrap();
     }
 
+    /// The partitions it owns, as it exports them.
+    pub fn assigned_partitions(&self) -> i64 {
+        self.metrics
+            .render()
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("feedback_pipeline_processor_assigned_partitions ")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+
     /// The consumer lag it exports, added up over `topic`'s partitions, once it exports one
     /// for each of `partitions`.
     pub fn consumer_lag(&self, topic: &str, partitions: usize) -> Option<i64> {
@@ -222,7 +255,20 @@ impl RunningProcessor {
 impl WindowRun {
     /// Starts a processor on `topic` in `group`, writing results to `metrics`.
     pub async fn spawn(&self, topic: &str, group: &str, metrics: &str) -> RunningProcessor {
-        let config = self.config(topic, group, metrics);
+        self.spawn_with(topic, group, metrics, &[]).await
+    }
+
+    /// [`Self::spawn`] with `extra` variables over [`Self::vars`].
+    pub async fn spawn_with(
+        &self,
+        topic: &str,
+        group: &str,
+        metrics: &str,
+        extra: &[(&str, &str)],
+    ) -> RunningProcessor {
+        let mut vars = self.vars(topic, group, metrics);
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_source(&VarSource::new(vars)).unwrap();
         let queries = QueryDefinition::load_dir(self.sql_dir.path())
             .await
             .unwrap();
@@ -290,24 +336,42 @@ pub fn plain_loop(events: &[OutcomeEvent]) -> BTreeMap<String, (i64, f64, f64)> 
 /// Asserts that `results` (from [`WindowRun::results`]) are [`plain_loop`]'s rows over
 /// `events`, key for key: counts exact, sums and rates to 1e-9.
 pub fn assert_plain_loop(results: &BTreeMap<String, Value>, events: &[OutcomeEvent]) {
+    if let Some(mismatch) = plain_loop_mismatch(results, events) {
+        panic!("{mismatch}");
+    }
+}
+
+/// The first way `results` differ from [`plain_loop`]'s rows over `events`, if any.
+pub fn plain_loop_mismatch(
+    results: &BTreeMap<String, Value>,
+    events: &[OutcomeEvent],
+) -> Option<String> {
     let expected = plain_loop(events);
-    let keys: BTreeSet<_> = results.keys().collect();
-    assert_eq!(
-        keys,
-        expected.keys().collect(),
-        "one row per (window, agent)"
-    );
+    if !results.keys().eq(expected.keys()) {
+        let missing = expected
+            .keys()
+            .filter(|k| !results.contains_key(*k))
+            .count();
+        let extra = results
+            .keys()
+            .filter(|k| !expected.contains_key(*k))
+            .count();
+        return Some(format!(
+            "one row per (window, agent): {missing} missing, {extra} unexpected"
+        ));
+    }
     for (key, (n, total, rate)) in expected {
         let row = &results[&key];
-        assert_eq!(row["n"].as_i64(), Some(n), "{key}");
-        let close = |field: &str, want: f64| {
-            let got = row[field].as_f64().unwrap();
-            assert!(
-                (got - want).abs() <= 1e-9 * want.abs().max(1.0),
-                "{key} {field}: {got} vs {want}"
-            );
-        };
-        close("total_latency", total);
-        close("failure_rate", rate);
+        if row["n"].as_i64() != Some(n) {
+            return Some(format!("{key}: n {} vs {n}", row["n"]));
+        }
+        for (field, want) in [("total_latency", total), ("failure_rate", rate)] {
+            let got = row[field].as_f64().unwrap_or(f64::NAN);
+            let close = (got - want).abs() <= 1e-9 * want.abs().max(1.0);
+            if !close {
+                return Some(format!("{key} {field}: {got} vs {want}"));
+            }
+        }
     }
+    None
 }

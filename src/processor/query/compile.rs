@@ -308,6 +308,14 @@ impl CompiledQuery {
         })
     }
 
+    /// Whether a result step picks among the groups (a LIMIT): a subset of the groups then
+    /// gives other rows than the whole window does.
+    pub fn limits_groups(&self) -> bool {
+        self.result_steps
+            .iter()
+            .any(|step| matches!(step, ResultStep::Limit { .. }))
+    }
+
     /// Runs the row steps over a batch of table rows; returns the aggregate's input and each
     /// of its rows' index in `batch` (filters drop rows).
     pub fn apply_row_steps(&self, mut batch: RecordBatch) -> Result<(RecordBatch, UInt32Array)> {

@@ -236,11 +236,28 @@ fn line_in_message(message: &str) -> Option<usize> {
 pub struct WindowedQuery {
     definition: Arc<QueryDefinition>,
     store: PaneStore,
-    /// Per partition: windows ending at or before this are closed (emitted) for it.
+    /// Per partition: windows ending at or before this have been emitted (those with data).
     closed: HashMap<i32, Millis>,
-    /// Where a partition seen for the first time starts: for a query across partitions the
-    /// last shared bound (its windows are out already); for a partition-aligned one nothing.
-    bound: Millis,
+    /// Per partition: windows ending at or before this are final: their state is gone and
+    /// an event for them is late.
+    finalized: HashMap<i32, Millis>,
+    /// Where a partition seen for the first time starts, as (closed, final): for a query
+    /// across partitions the last shared bounds (its windows are out already); for a
+    /// partition-aligned one nothing.
+    bound: (Millis, Millis),
+    /// Emitted windows that took events since, by start: emitted again at the next close.
+    updates: BTreeMap<Millis, WindowUpdate>,
+    /// (window start, partition): windows emitted early, while the partition was idle, that
+    /// its emit bound has not reached yet.
+    early: BTreeSet<(Millis, i32)>,
+}
+
+/// What an emitted window took since it was emitted.
+#[derive(Default)]
+struct WindowUpdate {
+    partitions: BTreeSet<i32>,
+    /// Encoded group keys: only these rows are emitted again.
+    keys: foldhash::HashSet<Box<[u8]>>,
 }
 
 /// A closed window's result rows.
@@ -249,6 +266,34 @@ pub struct WindowResult {
     pub window: WindowBounds,
     /// The query's rows for it.
     pub rows: RecordBatch,
+    /// Whether these rows update rows emitted before (same keys, new values).
+    pub update: bool,
+}
+
+/// Where one partition of a query stands in a [`WindowedQuery::close_through`].
+#[derive(Debug, Clone, Copy)]
+struct Closing {
+    /// Emitted through this before.
+    closed: Millis,
+    /// Emitted through this after.
+    bound: Millis,
+    /// Emitted early through this (idle).
+    early: Millis,
+    /// Final through this after.
+    finalized: Millis,
+}
+
+/// The bounds a [`WindowedQuery::close_through`] moves a partition to: windows ending at or
+/// before `emit` are complete and emitted, those up to `early` are emitted ahead (they take
+/// later events as updates), those ending at or before `finalize` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseBounds {
+    /// Emit complete windows through this.
+    pub emit: Millis,
+    /// Emit windows ahead through this (at least `emit`).
+    pub early: Millis,
+    /// Finalize through this.
+    pub finalize: Millis,
 }
 
 impl WindowedQuery {
@@ -262,7 +307,10 @@ impl WindowedQuery {
             definition,
             store,
             closed: HashMap::new(),
-            bound: Millis::MIN,
+            finalized: HashMap::new(),
+            bound: (Millis::MIN, Millis::MIN),
+            updates: BTreeMap::new(),
+            early: BTreeSet::new(),
         })
     }
 
@@ -271,25 +319,36 @@ impl WindowedQuery {
         &self.definition
     }
 
-    /// Windows ending at or before this are closed for `partition`.
+    /// Windows ending at or before this have been emitted for `partition`.
     pub fn closed_for(&self, partition: i32) -> Millis {
-        self.closed.get(&partition).copied().unwrap_or(self.bound)
+        self.closed.get(&partition).copied().unwrap_or(self.bound.0)
     }
 
-    /// Restores, after a restart, how far `partition`'s windows had been emitted.
-    pub fn restore(&mut self, partition: i32, closed: Millis) {
-        let current = self.closed_for(partition);
-        self.closed.insert(partition, current.max(closed));
+    /// Windows ending at or before this are final for `partition`.
+    pub fn final_for(&self, partition: i32) -> Millis {
+        self.finalized
+            .get(&partition)
+            .copied()
+            .unwrap_or(self.bound.1)
     }
 
-    /// Whether an event of `partition` at `time` falls in a window already closed.
+    /// Restores, after a restart, how far `partition`'s windows had been emitted and made
+    /// final.
+    pub fn restore(&mut self, partition: i32, closed: Millis, finalized: Millis) {
+        let closed = self.closed_for(partition).max(closed);
+        self.closed.insert(partition, closed);
+        let finalized = self.final_for(partition).max(finalized.min(closed));
+        self.finalized.insert(partition, finalized);
+    }
+
+    /// Whether an event of `partition` at `time` falls in a window already final.
     pub fn is_late(&self, partition: i32, time: Millis) -> bool {
-        self.definition.spec().first_window(time).end <= self.closed_for(partition)
+        self.definition.spec().first_window(time).end <= self.final_for(partition)
     }
 
-    /// Whether every window holding an event of `partition` at `time` is closed.
-    pub fn is_fully_closed(&self, partition: i32, time: Millis) -> bool {
-        self.definition.spec().last_window(time).end <= self.closed_for(partition)
+    /// Whether every window holding an event of `partition` at `time` is final.
+    pub fn is_fully_final(&self, partition: i32, time: Millis) -> bool {
+        self.definition.spec().last_window(time).end <= self.final_for(partition)
     }
 
     /// Open panes and (pane, group) states.
@@ -297,12 +356,17 @@ impl WindowedQuery {
         (self.store.pane_count(), self.store.group_count())
     }
 
-    /// Adds table rows of `partition`; windows already closed for it never see them. Returns
-    /// the rows (indices into `batch`) refused for opening a group past the pane's limit.
+    /// Adds table rows of `partition`. Returns the rows (indices into `batch`) refused for
+    /// opening a group past the pane's limit.
+    ///
+    /// `live`: the rows are new to the emitted results, so windows already emitted that take
+    /// them are emitted again. Rows replayed after a restart that were in the results before
+    /// it are not.
     pub fn add(
         &mut self,
         partition: i32,
         batch: &RecordBatch,
+        live: bool,
     ) -> datafusion::error::Result<Vec<u32>> {
         let Some(times) = event_times(batch) else {
             return Err(datafusion::error::DataFusionError::Internal(
@@ -312,9 +376,9 @@ impl WindowedQuery {
         let spec = self.definition.spec();
         let first = spec.pane_start(times[0]);
         if times.iter().all(|&t| spec.pane_start(t) == first) {
-            return self.add_to_pane((first, partition), batch.clone(), None);
+            return self.add_to_pane((first, partition), batch.clone(), None, live);
         }
-        let mut by_pane: std::collections::BTreeMap<Millis, Vec<u32>> = Default::default();
+        let mut by_pane: BTreeMap<Millis, Vec<u32>> = Default::default();
         for (index, &time) in times.iter().enumerate() {
             by_pane
                 .entry(spec.pane_start(time))
@@ -324,7 +388,7 @@ impl WindowedQuery {
         let mut refused = Vec::new();
         for (pane, indices) in by_pane {
             let part = take_record_batch(batch, &UInt32Array::from(indices.clone()))?;
-            refused.extend(self.add_to_pane((pane, partition), part, Some(&indices))?);
+            refused.extend(self.add_to_pane((pane, partition), part, Some(&indices), live)?);
         }
         refused.sort_unstable();
         Ok(refused)
@@ -337,10 +401,23 @@ impl WindowedQuery {
         pane: (Millis, i32),
         rows: RecordBatch,
         indices: Option<&[u32]>,
+        live: bool,
     ) -> datafusion::error::Result<Vec<u32>> {
         let compiled = &self.definition.compiled;
         let (input, origin) = compiled.apply_row_steps(rows)?;
-        let refused = self.store.update(compiled, pane, &input)?;
+        let updated = if live {
+            self.emitted_windows_of(pane)
+        } else {
+            Vec::new()
+        };
+        let mut touched = foldhash::HashSet::default();
+        let wanted = (!updated.is_empty()).then_some(&mut touched);
+        let refused = self.store.update(compiled, pane, &input, wanted)?;
+        for start in updated {
+            let update = self.updates.entry(start).or_default();
+            update.partitions.insert(pane.1);
+            update.keys.extend(touched.iter().cloned());
+        }
         Ok(refused
             .into_iter()
             .map(|row| {
@@ -350,67 +427,181 @@ impl WindowedQuery {
             .collect())
     }
 
+    /// Starts of the windows holding `pane` that were emitted and are not final.
+    fn emitted_windows_of(&self, (pane, partition): (Millis, i32)) -> Vec<Millis> {
+        let (closed, finalized) = (self.closed_for(partition), self.final_for(partition));
+        let emitted = |window: &WindowBounds| {
+            window.end <= closed || self.early.contains(&(window.start, partition))
+        };
+        self.definition
+            .spec()
+            .windows_of(pane)
+            .filter(|window| window.end > finalized && emitted(window))
+            .map(|window| window.start)
+            .collect()
+    }
+
     /// Whether each partition's windows close on that partition's own bound (the query
     /// groups by the topic's key) rather than on the shared watermark.
     pub fn is_partition_aligned(&self) -> bool {
         self.definition.compiled.partition_aligned
     }
 
-    /// Closes, earliest first, every window ending at or before the bound of each partition:
-    /// `own(partition)` for a partition-aligned query, `shared` otherwise. Windows without
-    /// events produce nothing; a window's rows merge the partitions closing it now.
+    /// Emits, earliest first, the updated rows of emitted windows that took events, then
+    /// every window ending at or before each partition's emit bound: `own(partition)` for a
+    /// partition-aligned query, `shared` otherwise. Windows without events produce nothing; a
+    /// window's rows merge the partitions closing it now. Then drops the state of windows
+    /// that became final.
     pub fn close_through(
         &mut self,
-        shared: Millis,
-        own: impl Fn(i32) -> Millis,
+        shared: CloseBounds,
+        own: impl Fn(i32) -> CloseBounds,
     ) -> datafusion::error::Result<Vec<WindowResult>> {
-        let spec = self.definition.spec();
         let aligned = self.is_partition_aligned();
-        let bound_for = |p: i32| if aligned { own(p) } else { shared };
-        let partitions: BTreeMap<i32, (Millis, Millis)> = self
+        let bounds_for = |p: i32| if aligned { own(p) } else { shared };
+        let partitions: BTreeMap<i32, Closing> = self
             .store
             .partitions()
             .into_iter()
             .chain(self.closed.keys().copied())
             .map(|p| {
                 let closed = self.closed_for(p);
-                (p, (closed, closed.max(bound_for(p))))
-            })
-            .filter(|(_, (closed, bound))| bound > closed)
-            .collect();
-        let mut results = Vec::new();
-        let upper = partitions.values().map(|&(_, bound)| bound).max();
-        let lower = partitions.values().map(|&(closed, _)| closed).min();
-        if let (Some(upper), Some(lower)) = (upper, lower) {
-            // Only windows holding a pane with data: a jump of years between two events costs
-            // what a jump of one window does.
-            let from = open_from(spec, lower);
-            let starts = self
-                .store
-                .window_starts(from, upper, |p| partitions.contains_key(&p));
-            for start in starts {
-                let window = spec.window_at(start);
-                let closing = |p: i32| {
-                    partitions
-                        .get(&p)
-                        .is_some_and(|&(closed, bound)| window.end > closed && window.end <= bound)
+                let bounds = bounds_for(p);
+                let finalized = self.final_for(p).max(bounds.finalize);
+                // A window is emitted before it is final.
+                let bound = closed.max(bounds.emit).max(finalized);
+                let early = bound.max(bounds.early);
+                let closing = Closing {
+                    closed,
+                    bound,
+                    early,
+                    finalized,
                 };
-                if self.store.has_data_in(window, closing) {
-                    let rows = self
-                        .store
-                        .evaluate(&self.definition.compiled, window, closing)?;
-                    if rows.num_rows() > 0 {
-                        results.push(WindowResult { window, rows });
-                    }
-                }
+                (p, closing)
+            })
+            .collect();
+        let mut results = self.emit_updates()?;
+        results.extend(self.emit_between(&partitions, |c| (c.closed, c.bound), false)?);
+        results.extend(self.emit_between(&partitions, |c| (c.bound, c.early), true)?);
+        for (&partition, closing) in &partitions {
+            self.closed.insert(partition, closing.bound);
+            if closing.finalized > self.final_for(partition) {
+                self.finalized.insert(partition, closing.finalized);
+                let spec = self.definition.spec();
+                self.store
+                    .evict_before(partition, open_from(spec, closing.finalized));
             }
         }
-        for (&partition, &(_, bound)) in &partitions {
-            self.closed.insert(partition, bound);
-            self.store.evict_before(partition, open_from(spec, bound));
-        }
+        let spec = self.definition.spec();
+        let closed = &self.closed;
+        self.early.retain(|&(start, p)| {
+            closed
+                .get(&p)
+                .is_some_and(|&c| spec.window_at(start).end > c)
+        });
         if !aligned {
-            self.bound = self.bound.max(shared);
+            self.bound.0 = self.bound.0.max(shared.emit);
+            self.bound.1 = self.bound.1.max(shared.finalize);
+        }
+        Ok(results)
+    }
+
+    /// The rows of emitted windows that took events since, for the groups that took them.
+    fn emit_updates(&mut self) -> datafusion::error::Result<Vec<WindowResult>> {
+        let spec = self.definition.spec();
+        let aligned = self.is_partition_aligned();
+        // A LIMIT picks among all groups: the whole window is emitted again.
+        let all_groups = self.definition.compiled.limits_groups();
+        let mut results = Vec::new();
+        for (start, update) in std::mem::take(&mut self.updates) {
+            let window = spec.window_at(start);
+            let closed = &self.closed;
+            let bound = self.bound.0;
+            let include = |p: i32| {
+                if aligned {
+                    update.partitions.contains(&p)
+                } else {
+                    closed.get(&p).copied().unwrap_or(bound) >= window.end
+                }
+            };
+            let only = (!all_groups).then_some(&update.keys);
+            let rows = self
+                .store
+                .evaluate(&self.definition.compiled, window, include, only)?;
+            if rows.num_rows() > 0 {
+                results.push(WindowResult {
+                    window,
+                    rows,
+                    update: true,
+                });
+            }
+        }
+        Ok(results)
+    }
+
+    /// The windows ending in `range(partition)` (exclusive, inclusive) of some partition,
+    /// for the partitions they end in and have not been emitted early for. `early`: they are
+    /// emitted ahead of their emit bound (and noted, so they are not emitted twice).
+    fn emit_between(
+        &mut self,
+        partitions: &BTreeMap<i32, Closing>,
+        range: impl Fn(&Closing) -> (Millis, Millis),
+        early: bool,
+    ) -> datafusion::error::Result<Vec<WindowResult>> {
+        let spec = self.definition.spec();
+        let moving: Vec<(Millis, Millis)> = partitions
+            .values()
+            .map(&range)
+            .filter(|(from, through)| through > from)
+            .collect();
+        let (Some(upper), Some(lower)) = (
+            moving.iter().map(|r| r.1).max(),
+            moving.iter().map(|r| r.0).min(),
+        ) else {
+            return Ok(Vec::new());
+        };
+        // Only windows holding a pane with data: a jump of years between two events costs
+        // what a jump of one window does.
+        let starts = self
+            .store
+            .window_starts(open_from(spec, lower), upper, |p| {
+                partitions.get(&p).is_some_and(|c| {
+                    let (from, through) = range(c);
+                    through > from
+                })
+            });
+        let mut results = Vec::new();
+        for start in starts {
+            let window = spec.window_at(start);
+            let emitted_early = &self.early;
+            let emits = |p: i32| {
+                partitions.get(&p).is_some_and(|c| {
+                    let (from, through) = range(c);
+                    window.end > from && window.end <= through
+                }) && !emitted_early.contains(&(start, p))
+            };
+            if !self.store.has_data_in(window, emits) {
+                continue;
+            }
+            let rows = self
+                .store
+                .evaluate(&self.definition.compiled, window, emits, None)?;
+            if early {
+                let noted: Vec<i32> = self
+                    .store
+                    .partitions_in(window)
+                    .into_iter()
+                    .filter(|&p| emits(p))
+                    .collect();
+                self.early.extend(noted.into_iter().map(|p| (start, p)));
+            }
+            if rows.num_rows() > 0 {
+                results.push(WindowResult {
+                    window,
+                    rows,
+                    update: false,
+                });
+            }
         }
         Ok(results)
     }
@@ -419,6 +610,11 @@ impl WindowedQuery {
     pub fn revoke(&mut self, partition: i32) {
         self.store.remove_partition(partition);
         self.closed.remove(&partition);
+        self.finalized.remove(&partition);
+        self.early.retain(|&(_, p)| p != partition);
+        for update in self.updates.values_mut() {
+            update.partitions.remove(&partition);
+        }
     }
 
     /// The query's own grace period, if its window clause sets one.

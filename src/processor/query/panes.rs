@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::TimestampMillisecondType;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::Accumulator;
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use super::compile::{CompiledQuery, GroupKey};
 use crate::processor::table::{WINDOW_END, WINDOW_START};
@@ -51,21 +51,19 @@ impl GroupState {
         }
     }
 
-    /// The intermediate state of every aggregate; freezes the group when `keep` (the pane
-    /// serves later windows), since `state` may consume an accumulator.
-    fn states(&mut self, keep: bool) -> Result<Vec<Vec<ArrayRef>>> {
+    /// The intermediate state of every aggregate. Freezes the group, since `state` may
+    /// consume an accumulator and the group may be evaluated again.
+    fn states(&mut self) -> Result<Vec<Vec<ArrayRef>>> {
+        if let Self::Open(accumulators) = self {
+            let states = accumulators
+                .iter_mut()
+                .map(|accumulator| state_arrays(accumulator.as_mut()))
+                .collect::<Result<Vec<_>>>()?;
+            *self = Self::Frozen(states);
+        }
         match self {
             Self::Frozen(states) => Ok(states.clone()),
-            Self::Open(accumulators) => {
-                let states = accumulators
-                    .iter_mut()
-                    .map(|accumulator| state_arrays(accumulator.as_mut()))
-                    .collect::<Result<Vec<_>>>()?;
-                if keep {
-                    *self = Self::Frozen(states.clone());
-                }
-                Ok(states)
-            }
+            Self::Open(_) => unreachable!("frozen above"),
         }
     }
 }
@@ -161,11 +159,14 @@ impl PaneStore {
     /// Adds aggregate-input rows (after the row steps) that all fall in `pane`. Returns the
     /// rows refused because they would open a group past the pane's limit: existing groups
     /// stay exact, state stays bounded.
+    ///
+    /// `touched`, when given, receives the encoded keys of the groups the rows went to.
     pub fn update(
         &mut self,
         query: &CompiledQuery,
         pane: PaneKey,
         batch: &RecordBatch,
+        mut touched: Option<&mut HashSet<Box<[u8]>>>,
     ) -> Result<Vec<u32>> {
         if batch.num_rows() == 0 {
             return Ok(Vec::new());
@@ -223,6 +224,11 @@ impl PaneStore {
             groups.sort_unstable_by_key(|(_, indices)| indices[0]);
         }
         for (key, indices) in groups {
+            if let Some(touched) = touched.as_deref_mut()
+                && (pane.groups.contains_key(&key) || *held < self.max_groups)
+            {
+                touched.insert(key.clone());
+            }
             let group = match pane.groups.entry(key) {
                 Entry::Occupied(group) => group.into_mut(),
                 Entry::Vacant(_) if *held >= self.max_groups => {
@@ -264,14 +270,15 @@ impl PaneStore {
     }
 
     /// Merges the panes of `window` (of the partitions `include` accepts) and evaluates the
-    /// query's result rows for it.
+    /// query's result rows for it; `only`: just these groups. Each group's state is kept
+    /// (frozen), since a later window or a late event's update may evaluate it again.
     pub fn evaluate(
         &mut self,
         query: &CompiledQuery,
         window: WindowBounds,
         include: impl Fn(i32) -> bool,
+        only: Option<&HashSet<Box<[u8]>>>,
     ) -> Result<RecordBatch> {
-        let reused = self.spec.advance < self.spec.size;
         let mut merged: BTreeMap<Box<[u8]>, Accumulators> = BTreeMap::new();
         let range = (window.start, i32::MIN)..(window.end, i32::MIN);
         for (_, pane) in self
@@ -280,11 +287,14 @@ impl PaneStore {
             .filter(|((_, partition), _)| include(*partition))
         {
             for (key, group) in pane.groups.iter_mut() {
+                if only.is_some_and(|only| !only.contains(key)) {
+                    continue;
+                }
                 if !merged.contains_key(key) {
                     merged.insert(key.clone(), new_accumulators(query)?);
                 }
                 let target = merged.get_mut(key).expect("inserted above");
-                for (state, target) in group.states(reused)?.iter().zip(target.iter_mut()) {
+                for (state, target) in group.states()?.iter().zip(target.iter_mut()) {
                     target.merge_batch(state)?;
                 }
             }
@@ -349,6 +359,14 @@ impl PaneStore {
             }
             false
         });
+    }
+
+    /// Partitions with a pane in `window`.
+    pub fn partitions_in(&self, window: WindowBounds) -> std::collections::BTreeSet<i32> {
+        self.panes
+            .range((window.start, i32::MIN)..(window.end, i32::MIN))
+            .map(|((_, partition), _)| *partition)
+            .collect()
     }
 
     /// Partitions with open panes.
@@ -486,22 +504,22 @@ mod tests {
         let spec = query.spec();
         let mut store = PaneStore::new(compiled, spec, 10).unwrap();
         store
-            .update(compiled, (0, 0), &rows(&[1.0, 2.0, 3.0]))
+            .update(compiled, (0, 0), &rows(&[1.0, 2.0, 3.0]), None)
             .unwrap();
         // The first window holding pane 0 closes: the pane is frozen.
         let first = store
-            .evaluate(compiled, spec.window_at(-MINUTE), |_| true)
+            .evaluate(compiled, spec.window_at(-MINUTE), |_| true, None)
             .unwrap();
         assert_eq!(count_and_max(&first), (3, 3.0));
         // A replayed event reaches the pane afterwards; the next window sees all four.
-        store.update(compiled, (0, 0), &rows(&[9.0])).unwrap();
+        store.update(compiled, (0, 0), &rows(&[9.0]), None).unwrap();
         let second = store
-            .evaluate(compiled, spec.window_at(0), |_| true)
+            .evaluate(compiled, spec.window_at(0), |_| true, None)
             .unwrap();
         assert_eq!(count_and_max(&second), (4, 9.0));
         // Evaluating again from the frozen state gives the same row.
         let again = store
-            .evaluate(compiled, spec.window_at(0), |_| true)
+            .evaluate(compiled, spec.window_at(0), |_| true, None)
             .unwrap();
         assert_eq!(count_and_max(&again), (4, 9.0));
     }
