@@ -814,3 +814,48 @@ async fn a_backfill_into_a_quiet_engine_counts_as_in_one_started_after_it() {
     let (backfilled, _) = latest_counts(&run(&mut engine, &data));
     assert_eq!(backfilled, reference, "no event of the backfill is late");
 }
+
+#[tokio::test]
+async fn a_window_across_partitions_emitted_early_updates_to_the_total_of_all() {
+    let total = (
+        "total",
+        "SELECT COUNT(*) AS n FROM agent_outcomes WINDOW TUMBLING (SIZE 1 MINUTE)",
+    );
+    let mut engine = engine_with(&[total], Duration::from_secs(300), Duration::from_secs(1)).await;
+    let n_of = |closed: &[ClosedWindow]| -> Vec<(i64, i64, bool)> {
+        closed
+            .iter()
+            .filter(|c| c.result.window.start == BASE)
+            .map(|c| {
+                let n = c.result.rows.column_by_name("n").unwrap();
+                let n = n.as_primitive::<Int64Type>().value(0);
+                (c.result.window.start, n, c.result.update)
+            })
+            .collect()
+    };
+    let start = Instant::now();
+    engine.assign(&[0, 1], start);
+    engine.set_lagging([].into(), [0, 1].into());
+    let two = [(0, event_at("a", 1_000)), (1, event_at("a", 2_000))];
+    engine.ingest_events(0, &two, start).unwrap();
+    // Both quiet: the window comes out early, by the clock, with partition 0's two events.
+    let wall = BASE + 10 * MINUTE;
+    let early = engine
+        .advance(start + Duration::from_secs(5), wall)
+        .unwrap();
+    assert_eq!(n_of(&early), [(BASE, 2, false)]);
+    // Partition 1 then delivers one for it: the one row is updated to the total.
+    let now = start + Duration::from_secs(6);
+    engine
+        .ingest_events(1, &[(0, event_at("b", 3_000))], now)
+        .unwrap();
+    assert_eq!(n_of(&engine.advance(now, wall).unwrap()), [(BASE, 3, true)]);
+    // Event time moves past the window on both: no partial row replaces it.
+    engine
+        .ingest_events(1, &[(1, event_at("b", 5 * MINUTE))], now)
+        .unwrap();
+    engine
+        .ingest_events(0, &[(2, event_at("a", 5 * MINUTE))], now)
+        .unwrap();
+    assert_eq!(n_of(&engine.advance(now, wall).unwrap()), []);
+}

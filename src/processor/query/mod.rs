@@ -247,9 +247,23 @@ pub struct WindowedQuery {
     bound: (Millis, Millis),
     /// Emitted windows that took events since, by start: emitted again at the next close.
     updates: BTreeMap<Millis, WindowUpdate>,
-    /// (window start, partition): windows emitted early, while the partition was idle, that
-    /// its emit bound has not reached yet.
-    early: BTreeSet<(Millis, i32)>,
+    /// Windows emitted early, while idle, that the emit bound has not reached yet.
+    early: EarlyWindows,
+}
+
+/// Windows emitted early, as (window start, partition). A query across partitions notes
+/// [`ACROSS`]: its one row per window is out for every partition, so any partition's later
+/// events for it update that row.
+#[derive(Default)]
+struct EarlyWindows(BTreeSet<(Millis, i32)>);
+
+/// The partition [`EarlyWindows`] notes for a query across partitions.
+const ACROSS: i32 = i32::MIN;
+
+impl EarlyWindows {
+    fn contains(&self, start: Millis, partition: i32) -> bool {
+        self.0.contains(&(start, partition)) || self.0.contains(&(start, ACROSS))
+    }
 }
 
 /// What an emitted window took since it was emitted.
@@ -310,7 +324,7 @@ impl WindowedQuery {
             finalized: HashMap::new(),
             bound: (Millis::MIN, Millis::MIN),
             updates: BTreeMap::new(),
-            early: BTreeSet::new(),
+            early: EarlyWindows::default(),
         })
     }
 
@@ -431,7 +445,7 @@ impl WindowedQuery {
     fn emitted_windows_of(&self, (pane, partition): (Millis, i32)) -> Vec<Millis> {
         let (closed, finalized) = (self.closed_for(partition), self.final_for(partition));
         let emitted = |window: &WindowBounds| {
-            window.end <= closed || self.early.contains(&(window.start, partition))
+            window.end <= closed || self.early.contains(window.start, partition)
         };
         self.definition
             .spec()
@@ -492,17 +506,20 @@ impl WindowedQuery {
                     .evict_before(partition, open_from(spec, closing.finalized));
             }
         }
-        let spec = self.definition.spec();
-        let closed = &self.closed;
-        self.early.retain(|&(start, p)| {
-            closed
-                .get(&p)
-                .is_some_and(|&c| spec.window_at(start).end > c)
-        });
         if !aligned {
             self.bound.0 = self.bound.0.max(shared.emit);
             self.bound.1 = self.bound.1.max(shared.finalize);
         }
+        let spec = self.definition.spec();
+        let (closed, across) = (&self.closed, self.bound.0);
+        self.early.0.retain(|&(start, p)| {
+            let emitted_through = if p == ACROSS {
+                Some(across)
+            } else {
+                closed.get(&p).copied()
+            };
+            emitted_through.is_some_and(|c| spec.window_at(start).end > c)
+        });
         Ok(results)
     }
 
@@ -515,13 +532,14 @@ impl WindowedQuery {
         let mut results = Vec::new();
         for (start, update) in std::mem::take(&mut self.updates) {
             let window = spec.window_at(start);
-            let closed = &self.closed;
-            let bound = self.bound.0;
+            let (closed, early, bound) = (&self.closed, &self.early, self.bound.0);
+            // Across partitions, a window's row merges every partition that emitted it.
             let include = |p: i32| {
                 if aligned {
                     update.partitions.contains(&p)
                 } else {
                     closed.get(&p).copied().unwrap_or(bound) >= window.end
+                        || early.contains(start, p)
                 }
             };
             let only = (!all_groups).then_some(&update.keys);
@@ -578,7 +596,7 @@ impl WindowedQuery {
                 partitions.get(&p).is_some_and(|c| {
                     let (from, through) = range(c);
                     window.end > from && window.end <= through
-                }) && !emitted_early.contains(&(start, p))
+                }) && !emitted_early.contains(start, p)
             };
             if !self.store.has_data_in(window, emits) {
                 continue;
@@ -587,13 +605,15 @@ impl WindowedQuery {
                 .store
                 .evaluate(&self.definition.compiled, window, emits, None)?;
             if early {
-                let noted: Vec<i32> = self
-                    .store
-                    .partitions_in(window)
-                    .into_iter()
-                    .filter(|&p| emits(p))
-                    .collect();
-                self.early.extend(noted.into_iter().map(|p| (start, p)));
+                // Across partitions the window's one row is out for every partition, so a
+                // partition's later events for it are updates of that row.
+                let noted: Vec<i32> = if self.is_partition_aligned() {
+                    let with_data = self.store.partitions_in(window).into_iter();
+                    with_data.filter(|&p| emits(p)).collect()
+                } else {
+                    vec![ACROSS]
+                };
+                self.early.0.extend(noted.into_iter().map(|p| (start, p)));
             }
             if rows.num_rows() > 0 {
                 results.push(WindowResult {
@@ -611,7 +631,7 @@ impl WindowedQuery {
         self.store.remove_partition(partition);
         self.closed.remove(&partition);
         self.finalized.remove(&partition);
-        self.early.retain(|&(_, p)| p != partition);
+        self.early.0.retain(|&(_, p)| p != partition);
         for update in self.updates.values_mut() {
             update.partitions.remove(&partition);
         }
