@@ -322,3 +322,54 @@ fn the_readme_configuration_table_lists_every_variable() {
         );
     }
 }
+
+#[test]
+fn config_check_prints_no_value_of_a_secret_looking_property() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = [
+        "KAFKA_PROPERTY_SASL_OAUTHBEARER_CLIENT_SECRET",
+        "KAFKA_PROPERTY_SASL_PASSWORD",
+        "KAFKA_PROPERTY_SSL_KEY_PASSWORD",
+        "KAFKA_PROPERTY_SSL_KEYSTORE_PASSWORD",
+        "KAFKA_PROPERTY_SSL_KEY_PEM",
+        "KAFKA_PROPERTY_SASL_JAAS_CONFIG",
+        "KAFKA_PROPERTY_SASL_OAUTHBEARER_CONFIG",
+        "KAFKA_PROPERTY_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
+        "KAFKA_PROPERTY_SSL_CERTIFICATE_PEM_KEY",
+        "KAFKA_PROPERTY_My_Api_Secret",
+    ];
+    let values: Vec<String> = (0..secrets.len())
+        .map(|n| format!("s3cr3t-value-{n}"))
+        .collect();
+    let mut env: Vec<(&str, &str)> = secrets
+        .iter()
+        .zip(&values)
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    env.push(("KAFKA_PROPERTY_SOCKET_KEEPALIVE_ENABLE", "true"));
+    let output = config_check(dir.path(), &env);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for value in &values {
+        assert!(
+            !stdout.contains(value.as_str()),
+            "{value} printed:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        stdout.matches("<redacted>").count(),
+        secrets.len(),
+        "{stdout}"
+    );
+    // An ordinary property is shown as given.
+    assert!(stdout.contains("\"socket.keepalive.enable\""), "{stdout}");
+    assert!(stdout.contains("\"true\""), "{stdout}");
+    // Nor does an error about one.
+    let output = config_check(dir.path(), &[("KAFKA_PROPERTY_SASL-PASSWORD", "s3cr3t")]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("s3cr3t"), "{stderr}");
+}

@@ -163,6 +163,11 @@ fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
         .collect()
 }
 
+fn ints(batch: &RecordBatch, column: &str) -> Vec<i64> {
+    let array = batch.column_by_name(column).unwrap();
+    array.as_primitive::<Int64Type>().values().to_vec()
+}
+
 fn floats(batch: &RecordBatch, column: &str) -> Vec<f64> {
     let array = batch.column_by_name(column).unwrap();
     let array =
@@ -447,15 +452,10 @@ async fn a_restored_engine_replays_to_the_results_of_an_uninterrupted_one() {
     };
     let collect = |closed: &[ClosedWindow], into: &mut BTreeMap<(i64, String), (i64, f64)>| {
         for c in closed {
-            let n = c
-                .result
-                .rows
-                .column_by_name("n")
-                .unwrap()
-                .as_primitive::<Int64Type>();
+            let n = ints(&c.result.rows, "n");
             let total = floats(&c.result.rows, "total");
             for (row, &total) in total.iter().enumerate() {
-                let value = (n.value(row), total);
+                let value = (n[row], total);
                 if let Some(previous) = into.insert(key(c, row), value) {
                     assert_eq!(previous.0, value.0, "a re-emitted window must not change");
                 }
@@ -723,17 +723,12 @@ fn latest_counts(closed: &[ClosedWindow]) -> (BTreeMap<(i64, String), i64>, usiz
     let mut latest = BTreeMap::new();
     let mut updates = 0;
     for c in closed {
-        let n = c
-            .result
-            .rows
-            .column_by_name("n")
-            .unwrap()
-            .as_primitive::<Int64Type>();
+        let n = ints(&c.result.rows, "n");
         for (row, agent) in strings(&c.result.rows, "agent_name")
             .into_iter()
             .enumerate()
         {
-            latest.insert((c.result.window.start, agent), n.value(row));
+            latest.insert((c.result.window.start, agent), n[row]);
             updates += usize::from(c.result.update);
         }
     }
@@ -827,9 +822,11 @@ async fn a_window_across_partitions_emitted_early_updates_to_the_total_of_all() 
             .iter()
             .filter(|c| c.result.window.start == BASE)
             .map(|c| {
-                let n = c.result.rows.column_by_name("n").unwrap();
-                let n = n.as_primitive::<Int64Type>().value(0);
-                (c.result.window.start, n, c.result.update)
+                (
+                    c.result.window.start,
+                    ints(&c.result.rows, "n")[0],
+                    c.result.update,
+                )
             })
             .collect()
     };

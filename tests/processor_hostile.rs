@@ -16,7 +16,7 @@ use common::broker::KafkaCluster;
 use common::hostile::{Rng, expected_reason, hostile, oversized};
 use common::topic::{committed_offsets, read_raw, send_all};
 use common::wait_until;
-use common::windows::{WindowRun, assert_plain_loop, events, expected_keys};
+use common::windows::{WindowRun, assert_plain_loop, events, expected_keys, own_cluster};
 use feedback_pipeline::event::OutcomeEvent;
 
 const OUTCOMES: &str = "hostile-outcomes";
@@ -35,11 +35,7 @@ fn dated(timestamp: &str) -> Vec<u8> {
 
 /// A cluster of its own, with the topics made.
 async fn setup() -> (KafkaCluster, WindowRun) {
-    common::init_logs();
-    let broker = KafkaCluster::start();
-    let run = WindowRun::new(&broker.bootstrap_servers());
-    run.topics(&[OUTCOMES, METRICS, DEAD_LETTERS]).await;
-    (broker, run)
+    own_cluster(&[OUTCOMES, METRICS, DEAD_LETTERS]).await
 }
 
 /// Waits until `group` has committed `total` offsets over the outcome topic.

@@ -11,7 +11,9 @@ use chrono::{TimeZone, Utc};
 
 use common::broker::KafkaCluster;
 use common::wait_until;
-use common::windows::{RunningProcessor, WindowRun, events, latest_results, plain_loop_mismatch};
+use common::windows::{
+    RunningProcessor, WindowRun, events, latest_results, own_cluster, plain_loop_mismatch,
+};
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::OutcomeEvent;
 use feedback_pipeline::producer::{FeedbackPipeline, PipelineOptions};
@@ -24,11 +26,7 @@ const BASE: i64 = 1_767_225_600_000;
 
 /// A cluster of its own, with the topics made.
 async fn setup() -> (KafkaCluster, WindowRun) {
-    common::init_logs();
-    let broker = KafkaCluster::start();
-    let run = WindowRun::new(&broker.bootstrap_servers());
-    run.topics(&[OUTCOMES, METRICS, DEAD_LETTERS]).await;
-    (broker, run)
+    own_cluster(&[OUTCOMES, METRICS, DEAD_LETTERS]).await
 }
 
 /// Waits until `metrics` holds, key by key, the plain loop's rows over `events`; returns how

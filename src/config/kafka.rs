@@ -97,6 +97,39 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The value of a `KAFKA_PROPERTY_*` variable: `Debug` shows it unless the variable's name
+/// marks it a credential ([`super::vars::is_secret`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PropertyValue {
+    value: String,
+    secret: bool,
+}
+
+impl PropertyValue {
+    /// The value of variable `variable`.
+    pub fn new(variable: &str, value: String) -> Self {
+        Self {
+            secret: super::vars::is_secret(variable),
+            value,
+        }
+    }
+
+    /// The value itself, for handing to the client library.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Debug for PropertyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.secret {
+            f.write_str("<redacted>")
+        } else {
+            fmt::Debug::fmt(&self.value, f)
+        }
+    }
+}
+
 /// TLS and SASL settings, passed through to librdkafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityConfig {
@@ -140,7 +173,7 @@ pub struct KafkaConfig {
     /// TLS and SASL.
     pub security: SecurityConfig,
     /// Extra librdkafka properties from `KAFKA_PROPERTY_*`, sorted by name.
-    pub extra_properties: Vec<(String, String)>,
+    pub extra_properties: Vec<(String, PropertyValue)>,
 }
 
 const SASL_MECHANISMS: [(&str, &str); 4] = [
@@ -226,10 +259,15 @@ impl KafkaConfig {
                 config.set(key, value);
             }
         }
-        for (key, value) in &self.extra_properties {
-            config.set(key, value);
-        }
+        self.apply_extra_properties(&mut config);
         config
+    }
+
+    /// Sets the `KAFKA_PROPERTY_*` properties on `config` (over what is set already).
+    fn apply_extra_properties(&self, config: &mut ClientConfig) {
+        for (key, value) in &self.extra_properties {
+            config.set(key, value.expose());
+        }
     }
 
     /// Consumer properties. When the pre-fetch queue is full librdkafka pauses fetching for
@@ -239,9 +277,7 @@ impl KafkaConfig {
         let mut config = self.client_config(bootstrap_servers);
         config.set("fetch.queue.backoff.ms", "10");
         // As for the producer: a user override wins over our defaults.
-        for (key, value) in &self.extra_properties {
-            config.set(key, value);
-        }
+        self.apply_extra_properties(&mut config);
         config
     }
 
@@ -255,9 +291,7 @@ impl KafkaConfig {
             .set("compression.type", self.compression.as_str())
             .set("retries", self.max_retries.to_string());
         // Extra properties were applied first; re-apply so a user override wins over our defaults.
-        for (key, value) in &self.extra_properties {
-            config.set(key, value);
-        }
+        self.apply_extra_properties(&mut config);
         config
     }
 }
@@ -296,7 +330,7 @@ fn check_servers(servers: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn extra_properties(source: &VarSource) -> Result<Vec<(String, String)>, ConfigError> {
+fn extra_properties(source: &VarSource) -> Result<Vec<(String, PropertyValue)>, ConfigError> {
     let mut properties = Vec::new();
     for (name, value) in source.iter() {
         let Some(suffix) = name.strip_prefix(KAFKA_PROPERTY_PREFIX) else {
@@ -315,9 +349,9 @@ fn extra_properties(source: &VarSource) -> Result<Vec<(String, String)>, ConfigE
         }
         properties.push((
             suffix.to_ascii_lowercase().replace('_', "."),
-            value.to_owned(),
+            PropertyValue::new(name, value.to_owned()),
         ));
     }
-    properties.sort();
+    properties.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(properties)
 }

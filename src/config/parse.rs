@@ -107,7 +107,7 @@ fn default_of(name: &str) -> &'static str {
 
 /// An [`ConfigError::Invalid`], with secrets redacted.
 pub fn invalid(name: &str, value: &str, expected: &str) -> ConfigError {
-    let secret = vars::find(name).is_some_and(|var| var.secret);
+    let secret = vars::is_secret(name);
     ConfigError::Invalid {
         variable: name.to_owned(),
         shown: if secret {

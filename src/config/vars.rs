@@ -271,6 +271,32 @@ pub fn find(name: &str) -> Option<&'static EnvVar> {
     VARIABLES.iter().find(|var| var.name == name)
 }
 
+/// Words in a `KAFKA_PROPERTY_*` name that mark its value as a credential (`sasl.jaas.config`
+/// and `sasl.oauthbearer.config` carry them inline).
+const SECRET_PROPERTY_WORDS: [&str; 6] = [
+    "PASSWORD",
+    "SECRET",
+    "TOKEN",
+    "KEY",
+    "JAAS_CONFIG",
+    "OAUTHBEARER_CONFIG",
+];
+
+/// Whether the value of variable `name` is never printed: a secret variable of the table, or a
+/// `KAFKA_PROPERTY_*` whose name holds one of [`SECRET_PROPERTY_WORDS`].
+pub fn is_secret(name: &str) -> bool {
+    if let Some(var) = find(name) {
+        return var.secret;
+    }
+    name.strip_prefix(KAFKA_PROPERTY_PREFIX)
+        .is_some_and(|property| {
+            let property = property.to_ascii_uppercase();
+            SECRET_PROPERTY_WORDS
+                .iter()
+                .any(|word| property.contains(word))
+        })
+}
+
 /// The text of `.env.example`: every variable, commented with its meaning, set to its default.
 pub fn env_example() -> String {
     let mut text = String::from(

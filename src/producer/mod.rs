@@ -8,7 +8,8 @@ pub mod pipeline;
 
 pub use agent::{ActionContext, Agent, AgentError, LlmUsage};
 pub use dispatch::{
-    ActionDispatcher, ActionRequest, DispatchResult, RedactFields, RetryPolicy, create_dispatcher,
+    ActionDispatcher, ActionRequest, DispatchResult, RedactFields, RedactPatterns, RetryPolicy,
+    create_dispatcher,
 };
 pub use orchestration::{OrchestrationDispatcher, StepFailurePolicy, WorkflowResult};
 pub use pipeline::{FeedbackPipeline, PipelineOptions, get_feedback_pipeline};

@@ -52,6 +52,15 @@ pub fn events(count: usize) -> Vec<OutcomeEvent> {
         .collect()
 }
 
+/// A one-node cluster of the caller's own with `topics` made, and a run against it.
+pub async fn own_cluster(topics: &[&str]) -> (super::broker::KafkaCluster, WindowRun) {
+    super::init_logs();
+    let broker = super::broker::KafkaCluster::start();
+    let run = WindowRun::new(&broker.bootstrap_servers());
+    run.topics(topics).await;
+    (broker, run)
+}
+
 /// Every record on `metrics` now, as each key's latest value, and how many records carried
 /// the `fp.update` header (updates of a window emitted before).
 pub async fn latest_results(servers: &str, metrics: &str) -> (BTreeMap<String, Value>, usize) {

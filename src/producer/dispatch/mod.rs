@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 pub use hooks::{HookError, PostHookArgs, PreHookArgs};
 pub use retry::RetryPolicy;
-pub use sanitize::{REDACTED, RedactFields, Sanitizer};
+pub use sanitize::{COMMON_SECRET_PATTERNS, REDACTED, RedactFields, RedactPatterns, Sanitizer};
 
 use crate::event::{OutcomeEvent, OutcomeStatus, new_uuid};
 use crate::producer::agent::{ActionContext, Agent};
