@@ -228,3 +228,65 @@ async fn a_burst_larger_than_the_queue_is_paced_to_the_broker_not_spooled() {
     .await;
     assert_eq!((events.len(), messages), (BURST, BURST));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_outputs_go_out_as_previews_and_hold_back_no_other_event() {
+    const TOPIC: &str = "big-outputs";
+    let broker = KafkaCluster::start();
+    let spool = tempfile::tempdir().unwrap();
+    let pipeline = kafka_pipeline(&broker, TOPIC, spool.path(), &[]).await;
+    let dispatcher = ActionDispatcher::new(pipeline.clone());
+    // Outputs of 1.2 MB and 2.5 MB, over librdkafka's 1 000 000-byte message.max.bytes.
+    let mut big = Vec::new();
+    for (name, bytes) in [("big_1_2mb", 1_200_000), ("big_2_5mb", 2_500_000)] {
+        let output = json!({ "text": "x".repeat(bytes) });
+        let agent = ScriptedAgent::new(name, Behaviour::Output(output));
+        let result = dispatcher
+            .dispatch(agent.as_ref(), "act", json!({}), Map::new(), &[])
+            .await;
+        big.push((result.event_id, bytes));
+    }
+    let agents: Vec<_> = (0..4)
+        .map(|n| ScriptedAgent::new(&format!("agent_{n}"), Behaviour::Succeed))
+        .collect();
+    let mut sent: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for n in 0..1_000 {
+        let agent = &agents[n % agents.len()];
+        let result = dispatcher
+            .dispatch(agent.as_ref(), "act", json!({ "n": n }), Map::new(), &[])
+            .await;
+        sent.entry(agent.name.clone())
+            .or_default()
+            .push(result.event_id);
+    }
+    let outcome = tokio::task::block_in_place(|| pipeline.flush(Duration::from_secs(30)));
+    let counters = pipeline.counters();
+    assert!(outcome.delivered, "{outcome:?} {counters:?}");
+    assert_eq!(
+        (counters.dropped, counters.spool_pending),
+        (0, 0),
+        "{counters:?}"
+    );
+
+    let servers = broker.bootstrap_servers();
+    let messages = common::topic::read_raw(&servers, TOPIC, 1_002, Duration::from_secs(60)).await;
+    assert_eq!(messages.len(), 1_002, "every event once");
+    let mut read: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut previews = std::collections::HashMap::new();
+    for message in &messages {
+        assert!(message.payload.len() < 1_000_000);
+        let event = OutcomeEvent::from_json_slice(&message.payload).unwrap();
+        if event.output_truncated == Some(true) {
+            previews.insert(event.event_id.clone(), event.output_original_bytes);
+        } else {
+            read.entry(event.agent_name)
+                .or_default()
+                .push(event.event_id);
+        }
+    }
+    assert_eq!(read, sent, "every ordinary event, in order per agent");
+    for (id, bytes) in big {
+        // The output's JSON text: {"text":"xx..."}.
+        assert_eq!(previews[&id], Some(bytes as u64 + 11), "{id}");
+    }
+}

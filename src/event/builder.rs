@@ -67,6 +67,8 @@ impl OutcomeEvent {
                 tags: None,
                 metadata: None,
                 output: None,
+                output_truncated: None,
+                output_original_bytes: None,
             },
             event_id_set: false,
             run_id_set: false,

@@ -1,7 +1,9 @@
 //! Size limits of an event, enforced on decode and published in the JSON Schema.
 //!
-//! They bound what one malformed or hostile producer can cost the processor; an event over a
-//! limit is rejected with the field named, never truncated.
+//! They bound what one malformed or hostile producer can cost the processor; a decoded event
+//! over a limit is rejected with the field named. The producer library fits its own events
+//! instead (see `OutcomeEvent::fit`): long texts are cut with a marker, a large output becomes
+//! a preview.
 
 /// Largest encoded event accepted, in bytes.
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;

@@ -4,6 +4,7 @@
 mod builder;
 mod codec;
 mod error;
+mod fit;
 mod gen_ai;
 pub mod limits;
 mod outcome;
@@ -15,6 +16,7 @@ mod view;
 pub use builder::OutcomeEventBuilder;
 pub(crate) use builder::new_uuid;
 pub use error::{EventError, EventErrorKind};
+pub use fit::OUTPUT_PREVIEW_BYTES;
 pub use outcome::OutcomeEvent;
 pub use status::{EventSeverity, OutcomeStatus, UnknownVariant};
 pub use view::{MetadataView, OutcomeEventView, TagsView};

@@ -155,4 +155,11 @@ pub struct OutcomeEvent {
     /// What the action produced, as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
+    /// `true` when `output` is a preview: the first characters of the output's JSON text,
+    /// cut so the event fits what the broker takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_truncated: Option<bool>,
+    /// The size in bytes of the whole output's JSON text, when `output` is a preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_original_bytes: Option<u64>,
 }

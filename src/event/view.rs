@@ -90,6 +90,10 @@ pub struct OutcomeEventView<'a> {
     #[serde(default, rename = "output")]
     #[allow(dead_code)] // Decoded for the duplicate-key check only.
     skipped_output: Option<IgnoredAny>,
+    #[serde(default)]
+    pub output_truncated: Option<bool>,
+    #[serde(default)]
+    pub output_original_bytes: Option<u64>,
 }
 
 /// The `tags` of a view: decoded, or the list of an [`OutcomeEvent`] (so a view of an owned
@@ -224,6 +228,8 @@ impl OutcomeEvent {
             tags: self.tags.as_deref().map(TagsView::Borrowed),
             metadata: self.metadata.as_ref().map(MetadataView::Map),
             skipped_output: None,
+            output_truncated: self.output_truncated,
+            output_original_bytes: self.output_original_bytes,
         }
     }
 }

@@ -63,6 +63,10 @@ impl RunInfo<'_> {
         event.stack_trace = end.stack_trace;
         event.output = end.output;
         event.metadata = end.metadata;
+        // A long error or trace is cut with a marker, a large output becomes a preview: the
+        // outcome is recorded whatever the agent returned (the pipeline fits it again to what
+        // its broker takes).
+        event.fit(crate::event::limits::MAX_EVENT_BYTES)?;
         event.validate()?;
         apply_usage(&mut event, end.usage);
         Ok(event)

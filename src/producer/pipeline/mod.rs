@@ -121,6 +121,29 @@ pub struct FeedbackPipeline {
     overflowing: AtomicBool,
     drop_flush_timeout: Duration,
     spool_error: Option<String>,
+    /// Most bytes of JSON an event may take: what the broker takes, less the record's key
+    /// and framing (see [`event_budget`]).
+    max_event_bytes: usize,
+}
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+/// Room kept under `message.max.bytes` for the key (an agent name of up to 1 KiB encoded) and
+/// the record's framing and headers.
+const RECORD_OVERHEAD_BYTES: usize = 2048;
+
+/// Most bytes an event's JSON may take under `options`: the producer's `message.max.bytes`
+/// less the record overhead, and never over what a consumer of the contract accepts.
+fn event_budget(options: &PipelineOptions) -> usize {
+    let message_max = options
+        .kafka
+        .as_ref()
+        .and_then(|kafka| kafka.producer_config.get("message.max.bytes"))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
+    message_max
+        .saturating_sub(RECORD_OVERHEAD_BYTES)
+        .min(crate::event::limits::MAX_EVENT_BYTES)
 }
 
 impl FeedbackPipeline {
@@ -149,6 +172,7 @@ impl FeedbackPipeline {
             replay: Default::default(),
         });
         let kafka_enabled = options.kafka.is_some();
+        let max_event_bytes = event_budget(&options);
         let (commands, worker) = if kafka_enabled || options.log_outcomes {
             let (sender, receiver) = crossbeam_channel::bounded(options.queue_capacity.max(1));
             let handle = SinkWorker::spawn(
@@ -171,6 +195,7 @@ impl FeedbackPipeline {
             overflowing: AtomicBool::new(false),
             drop_flush_timeout: options.drop_flush_timeout,
             spool_error,
+            max_event_bytes,
         })
     }
 
@@ -179,17 +204,32 @@ impl FeedbackPipeline {
         Self::new(PipelineOptions::from_config(config, None))
     }
 
-    /// Records one outcome. Never waits on the network: the event is validated, kept in the
-    /// recent-events buffer and queued for the sink. A full queue is waited on for at most
-    /// `enqueue_timeout`; then the event is spooled on the caller's thread (a local file
-    /// append).
-    pub fn record_outcome(&self, event: OutcomeEvent) -> Result<Arc<OutcomeEvent>, EventError> {
+    /// Records one outcome. Never waits on the network: the event is fitted to what the
+    /// broker takes ([`OutcomeEvent::fit`]: long texts cut with a marker, a large output
+    /// replaced by a preview), validated, kept in the recent-events buffer and queued for the
+    /// sink. A full queue is waited on for at most `enqueue_timeout`; then the event is
+    /// spooled on the caller's thread (a local file append).
+    pub fn record_outcome(&self, mut event: OutcomeEvent) -> Result<Arc<OutcomeEvent>, EventError> {
+        event.fit(self.max_event_bytes)?;
         event.validate()?;
-        Ok(self.record_valid(event))
+        Ok(self.record_fitted(event))
     }
 
-    /// [`Self::record_outcome`] for an event the caller has just validated.
-    pub(crate) fn record_valid(&self, event: OutcomeEvent) -> Arc<OutcomeEvent> {
+    /// [`Self::record_outcome`] for an event the caller has just validated (fitting it
+    /// cannot make it invalid). One that cannot be fitted is kept in the recent buffer but
+    /// not published, and counted as dropped.
+    pub(crate) fn record_valid(&self, mut event: OutcomeEvent) -> Arc<OutcomeEvent> {
+        if let Err(err) = event.fit(self.max_event_bytes) {
+            let event = Arc::new(event);
+            self.shared.counters.add_recorded(1);
+            self.recent.push(Arc::clone(&event));
+            self.shared.drop_event(&err.to_string());
+            return event;
+        }
+        self.record_fitted(event)
+    }
+
+    fn record_fitted(&self, event: OutcomeEvent) -> Arc<OutcomeEvent> {
         let event = Arc::new(event);
         self.shared.counters.add_recorded(1);
         self.recent.push(Arc::clone(&event));
