@@ -105,3 +105,99 @@ async fn events_recorded_during_an_outage_all_reach_the_topic() {
         "a dispatch blocked for {slowest:?}"
     );
 }
+
+/// Creates `topic` (4 partitions) whose records may take at most `max_bytes`.
+async fn topic_with_record_limit(servers: &str, topic: &str, max_bytes: usize) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .create()
+        .unwrap();
+    let limit = max_bytes.to_string();
+    let new = NewTopic::new(topic, 4, TopicReplication::Fixed(1)).set("max.message.bytes", &limit);
+    for result in admin
+        .create_topics(&[new], &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        result.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_the_topic_refuses_are_set_aside_and_the_replay_goes_on() {
+    const TOPIC: &str = "small-records";
+    let data = tempfile::tempdir().unwrap();
+    let spool_dir = data.path().join("spool");
+    let mut broker = KafkaCluster::start();
+    let servers = broker.bootstrap_servers();
+    topic_with_record_limit(&servers, TOPIC, 2_048).await;
+    let config = Config::from_source(&VarSource::new([
+        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
+        ("KAFKA_OUTCOME_TOPIC", TOPIC),
+        ("KAFKA_LINGER_MS", "5"),
+        ("KAFKA_MESSAGE_TIMEOUT_MS", "1500"),
+        // One record per batch, uncompressed: the topic's limit then applies to each event.
+        ("KAFKA_BATCH_SIZE", "1"),
+        ("KAFKA_COMPRESSION", "none"),
+        ("SPOOL_DIR", spool_dir.to_str().unwrap()),
+    ]))
+    .unwrap();
+    let pipeline = FeedbackPipeline::new(PipelineOptions::from_config(&config, None)).unwrap();
+
+    // Through an outage every event goes to the spool; one in ten is over the topic's limit.
+    tokio::task::block_in_place(|| broker.kill());
+    let mut ordinary: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for n in 0..200 {
+        let agent = format!("agent_{}", n % 4);
+        let mut event = feedback_pipeline::event::OutcomeEvent::builder(&agent, "act")
+            .build()
+            .unwrap();
+        if n % 10 == 0 {
+            event.output = Some(json!({ "text": "z".repeat(3_000) }));
+        } else {
+            ordinary
+                .entry(agent)
+                .or_default()
+                .push(event.event_id.clone());
+        }
+        pipeline.record_outcome(event).unwrap();
+    }
+    wait_until(Duration::from_secs(30), "all 200 in the spool", || async {
+        (pipeline.counters().spool_pending == 200).then_some(())
+    })
+    .await;
+    tokio::task::block_in_place(|| broker.restart());
+
+    wait_until(Duration::from_secs(90), "the spool replayed", || async {
+        tokio::task::block_in_place(|| pipeline.flush(Duration::from_secs(5)));
+        (pipeline.counters().spool_pending == 0).then_some(())
+    })
+    .await;
+    let counters = pipeline.counters();
+    assert_eq!(
+        (counters.published, counters.rejected, counters.dropped),
+        (180, 20, 0),
+        "{counters:?}"
+    );
+    let messages = common::topic::read_raw(&servers, TOPIC, 180, Duration::from_secs(30)).await;
+    let mut read: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for message in &messages {
+        let event =
+            feedback_pipeline::event::OutcomeEvent::from_json_slice(&message.payload).unwrap();
+        read.entry(event.agent_name)
+            .or_default()
+            .push(event.event_id);
+    }
+    assert_eq!(read, ordinary, "every other event once, in order per agent");
+    let rejected = std::fs::read_to_string(spool_dir.join("spool.rejected")).unwrap();
+    assert_eq!(rejected.lines().count(), 20);
+    for line in rejected.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            record["reason"].as_str().unwrap().contains("too large"),
+            "{line}"
+        );
+        assert!(record["payload"].as_str().unwrap().contains("zzzz"));
+    }
+}

@@ -11,12 +11,14 @@ pub struct PipelineCounters {
     spooled: AtomicU64,
     replayed: AtomicU64,
     dropped: AtomicU64,
+    rejected: AtomicU64,
     spool_corrupt: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
 ///
-/// Once the pipeline is idle, `recorded == published + dropped + spool_pending` (with Kafka on).
+/// Once the pipeline is idle, `recorded == published + dropped + rejected + spool_pending`
+/// (with Kafka on).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CounterSnapshot {
     /// Events accepted by `record_outcome`.
@@ -29,8 +31,11 @@ pub struct CounterSnapshot {
     pub spooled: u64,
     /// Spooled events later acknowledged by the broker.
     pub replayed: u64,
-    /// Events lost: spool full or unusable, or refused by the broker for good.
+    /// Events lost: spool full or unusable, or refused for good with nowhere to set them aside.
     pub dropped: u64,
+    /// Events the broker refused for good (e.g. over a topic's `max.message.bytes`), set aside
+    /// in the spool directory's `spool.rejected` with the reason.
+    pub rejected: u64,
     /// Spooled records found corrupted on disk (lost; also counted in `dropped`).
     pub spool_corrupt: u64,
     /// Events in the spool waiting for replay.
@@ -56,6 +61,7 @@ impl PipelineCounters {
         add_spooled => spooled,
         add_replayed => replayed,
         add_dropped => dropped,
+        add_rejected => rejected,
         add_spool_corrupt => spool_corrupt,
     }
 
@@ -68,6 +74,7 @@ impl PipelineCounters {
             spooled: self.spooled.load(Ordering::Relaxed),
             replayed: self.replayed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
             spool_corrupt: self.spool_corrupt.load(Ordering::Relaxed),
             spool_pending,
         }

@@ -10,7 +10,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 
 use super::counters::PipelineCounters;
-use super::replay::ReplayTracker;
+use super::replay::{ReplayOutcome, ReplayTracker};
 use super::spool::Spool;
 
 /// Delivery opaque of a live (not replayed) message.
@@ -40,6 +40,25 @@ impl SinkShared {
         }
     }
 
+    /// Sets aside an encoded event the broker refused for good (in the spool directory's
+    /// `spool.rejected`, with `reason`), or drops it if that is impossible; counts either.
+    pub fn reject_or_drop(&self, key: &[u8], payload: &[u8], reason: &str) {
+        let Some(spool) = &self.spool else {
+            return self.drop_event(reason);
+        };
+        match spool.reject(key, payload, reason) {
+            Ok(()) => {
+                self.counters.add_rejected(1);
+                tracing::warn!(
+                    reason,
+                    rejected_total = self.counters.snapshot(0).rejected,
+                    "the broker refused an outcome event for good; set aside in spool.rejected"
+                );
+            }
+            Err(err) => self.drop_event(&format!("{reason} (and setting it aside failed: {err})")),
+        }
+    }
+
     /// Counts a lost event, logging the first and then every thousandth.
     pub fn drop_event(&self, reason: &str) {
         self.counters.add_dropped(1);
@@ -54,8 +73,8 @@ impl SinkShared {
     }
 }
 
-/// Errors a retry can never fix: the event is dropped instead of replayed forever.
-fn is_permanent(error: &KafkaError) -> bool {
+/// Errors a retry can never fix: the event is set aside instead of replayed forever.
+pub(super) fn is_permanent(error: &KafkaError) -> bool {
     matches!(
         error.rdkafka_error_code(),
         Some(
@@ -81,24 +100,30 @@ impl ClientContext for SinkContext {
 impl ProducerContext for SinkContext {
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, batch: usize) {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         let shared = &self.shared;
-        match (result, batch) {
+        match (result, opaque) {
             (Ok(_), LIVE) => shared.counters.add_published(1),
-            (Ok(_), batch) => shared.replay.report(batch, true),
+            (Ok(_), opaque) => shared.replay.report(opaque, ReplayOutcome::Delivered),
             (Err((error, message)), LIVE) => {
                 shared.counters.add_failed(1);
+                let key = message.key().unwrap_or_default();
+                let payload = message.payload().unwrap_or_default();
                 if is_permanent(error) {
-                    shared.drop_event(&format!("the broker refused the event for good: {error}"));
+                    shared.reject_or_drop(key, payload, &error.to_string());
                 } else {
-                    let key = message.key().unwrap_or_default();
-                    shared.spool_or_drop(key, message.payload().unwrap_or_default());
+                    shared.spool_or_drop(key, payload);
                 }
             }
-            (Err((error, _)), batch) => {
+            (Err((error, _)), opaque) => {
                 shared.counters.add_failed(1);
-                tracing::warn!(%error, "replaying a spooled event failed; will retry");
-                shared.replay.report(batch, false);
+                let outcome = if is_permanent(error) {
+                    ReplayOutcome::Refused(error.to_string())
+                } else {
+                    tracing::warn!(%error, "replaying a spooled event failed; will retry");
+                    ReplayOutcome::Failed
+                };
+                shared.replay.report(opaque, outcome);
             }
         }
     }

@@ -1,12 +1,35 @@
-//! [`ReplayTracker`]: waits for the broker's verdict on one batch of replayed spool records.
+//! [`ReplayTracker`]: waits for the broker's verdict on each record of the one batch of
+//! replayed spool records in flight.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
+/// Bits of a delivery opaque that hold the record's index in its batch (the rest: the batch).
+const INDEX_BITS: u32 = 24;
+
+/// The delivery opaque of record `index` of replay batch `batch` (never [`super::delivery::LIVE`]).
+pub fn opaque(batch: usize, index: usize) -> usize {
+    (batch << INDEX_BITS) | index
+}
+
+/// What the broker made of one replayed record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    /// No verdict yet.
+    Waiting,
+    /// Acknowledged.
+    Delivered,
+    /// Failed in a way a later replay may fix.
+    Failed,
+    /// Refused for good (e.g. too large for the topic), with the reason: set aside.
+    Refused(String),
+}
+
 #[derive(Debug, Default)]
 struct Batch {
     id: usize,
+    outcomes: Vec<ReplayOutcome>,
     remaining: usize,
     failed: bool,
 }
@@ -22,23 +45,27 @@ pub struct ReplayTracker {
 }
 
 impl ReplayTracker {
-    /// Starts tracking batch `id` of `size` records.
+    /// Starts tracking batch `id` of `size` records (fewer than 2^24).
     pub fn begin(&self, id: usize, size: usize) {
         *self.lock() = Batch {
             id,
+            outcomes: vec![ReplayOutcome::Waiting; size],
             remaining: size,
             failed: false,
         };
     }
 
-    /// A delivery report for a record of batch `id`; reports of older batches are ignored.
-    pub fn report(&self, id: usize, delivered: bool) {
+    /// The verdict on the record with delivery opaque `opaque`; reports of older batches are
+    /// ignored.
+    pub fn report(&self, opaque: usize, outcome: ReplayOutcome) {
+        let (id, index) = (opaque >> INDEX_BITS, opaque & ((1 << INDEX_BITS) - 1));
         let mut batch = self.lock();
-        if batch.id != id {
+        if batch.id != id || batch.outcomes.get(index) != Some(&ReplayOutcome::Waiting) {
             return;
         }
+        batch.failed |= outcome == ReplayOutcome::Failed;
+        batch.outcomes[index] = outcome;
         batch.remaining = batch.remaining.saturating_sub(1);
-        batch.failed |= !delivered;
         self.changed.notify_all();
     }
 
@@ -70,20 +97,18 @@ impl ReplayTracker {
         self.interrupted.load(Ordering::SeqCst)
     }
 
-    /// Waits until every record of batch `id` is delivered (`true`), one failed, the
-    /// deadline passed or the wait was interrupted (`false`).
-    pub fn wait(&self, id: usize, deadline: Instant) -> bool {
+    /// Waits until every record of batch `id` has a verdict, one failed, the deadline passed
+    /// or the wait was interrupted; returns each record's outcome so far.
+    pub fn wait(&self, id: usize, deadline: Instant) -> Vec<ReplayOutcome> {
         let mut batch = self.lock();
         loop {
-            if batch.id != id || batch.failed || self.is_interrupted() {
-                return false;
-            }
-            if batch.remaining == 0 {
-                return true;
-            }
+            let done = batch.remaining == 0 || batch.failed || self.is_interrupted();
             let now = Instant::now();
-            if now >= deadline {
-                return false;
+            if batch.id != id {
+                return Vec::new();
+            }
+            if done || now >= deadline {
+                return batch.outcomes.clone();
             }
             batch = self
                 .changed

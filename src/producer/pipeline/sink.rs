@@ -12,7 +12,9 @@ use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 
-use super::delivery::{LIVE, SinkContext, SinkShared};
+use super::delivery::{LIVE, SinkContext, SinkShared, is_permanent};
+use super::replay::{self, ReplayOutcome};
+use super::spool::{Spool, SpoolBatch};
 use crate::event::OutcomeEvent;
 
 /// Spool records replayed per batch once the broker answers.
@@ -148,6 +150,7 @@ impl SinkWorker {
             if Instant::now() >= self.replay_not_before {
                 self.replay_batch(Instant::now() + self.delivery_timeout);
             }
+            self.sync_spool(false);
         }
     }
 
@@ -262,36 +265,78 @@ impl SinkWorker {
             }
         };
         self.shared.replay.begin(id, batch.records.len());
-        'records: for (key, payload) in &batch.records {
-            loop {
-                let record = BaseRecord::with_opaque_to(&self.topic, id)
-                    .key(key)
-                    .payload(payload);
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
-                        if Instant::now() < deadline && !self.shared.replay.is_interrupted() =>
-                    {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(_) => {
-                        self.shared.replay.fail(id);
-                        break 'records;
-                    }
+        for (index, (key, payload)) in batch.records.iter().enumerate() {
+            let opaque = replay::opaque(id, index);
+            match self.send_replayed(producer, opaque, key, payload, deadline) {
+                Ok(()) => {}
+                Err(error) if is_permanent(&error) => self
+                    .shared
+                    .replay
+                    .report(opaque, ReplayOutcome::Refused(error.to_string())),
+                Err(_) => {
+                    self.shared.replay.fail(id);
+                    break;
                 }
             }
         }
         let wait_until = deadline.min(Instant::now() + self.delivery_timeout);
-        if !self.shared.replay.wait(id, wait_until) {
-            return (!self.shared.replay.is_interrupted()).then_some(false);
+        let outcomes = self.shared.replay.wait(id, wait_until);
+        let settled = self.settle(spool, &batch, &outcomes);
+        if self.shared.replay.is_interrupted() && settled < batch.records.len() {
+            return None;
         }
-        let count = batch.records.len() as u64;
-        if let Err(err) = spool.commit(batch.end, count) {
+        Some(settled == batch.records.len())
+    }
+
+    /// Sends one replayed record, waiting (until `deadline`) while librdkafka's queue is full.
+    fn send_replayed(
+        &self,
+        producer: &ThreadedProducer<SinkContext>,
+        opaque: usize,
+        key: &[u8],
+        payload: &[u8],
+        deadline: Instant,
+    ) -> Result<(), KafkaError> {
+        loop {
+            let record = BaseRecord::with_opaque_to(&self.topic, opaque)
+                .key(key)
+                .payload(payload);
+            match producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                    if Instant::now() < deadline && !self.shared.replay.is_interrupted() =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+    }
+
+    /// Takes the batch's leading records that are settled out of the spool: delivered ones,
+    /// and refused ones, which are set aside. The first record without a verdict, or that
+    /// may yet go through, stays with everything after it, so no record before it is ever
+    /// sent twice. Returns how many were taken.
+    fn settle(&self, spool: &Spool, batch: &SpoolBatch, outcomes: &[ReplayOutcome]) -> usize {
+        let mut delivered = 0;
+        let mut settled = 0;
+        for (outcome, (key, payload)) in outcomes.iter().zip(&batch.records) {
+            match outcome {
+                ReplayOutcome::Delivered => delivered += 1,
+                ReplayOutcome::Refused(reason) => self.shared.reject_or_drop(key, payload, reason),
+                ReplayOutcome::Waiting | ReplayOutcome::Failed => break,
+            }
+            settled += 1;
+        }
+        if settled == 0 {
+            return 0;
+        }
+        if let Err(err) = spool.commit(batch.ends[settled - 1], settled as u64) {
             tracing::error!(%err, "recording replay progress failed; events may be sent twice");
         }
-        self.shared.counters.add_replayed(count);
-        self.shared.counters.add_published(count);
-        Some(true)
+        self.shared.counters.add_replayed(delivered);
+        self.shared.counters.add_published(delivered);
+        settled
     }
 
     /// Replaces the producer with a new session; what the old one still holds is purged
@@ -310,6 +355,22 @@ impl SinkWorker {
         tracing::warn!("replays keep failing; starting a fresh Kafka producer session");
         if let Some(old) = self.producer.replace(fresh) {
             purge_into_spool(&old);
+        }
+    }
+
+    /// Makes spooled events durable: at once (`now`, at a flush or shutdown), or once the
+    /// last sync is [`super::spool::SYNC_INTERVAL`] old.
+    fn sync_spool(&self, now: bool) {
+        let Some(spool) = &self.shared.spool else {
+            return;
+        };
+        let synced = if now {
+            spool.sync()
+        } else {
+            spool.sync_if_due()
+        };
+        if let Err(err) = synced {
+            tracing::error!(%err, "syncing the spool failed; a host crash may lose spooled events");
         }
     }
 
@@ -348,6 +409,7 @@ impl SinkWorker {
             purge_into_spool(producer);
             delivered = false;
         }
+        self.sync_spool(true);
         let pending = spool_pending();
         FlushOutcome {
             delivered: delivered && pending == 0,

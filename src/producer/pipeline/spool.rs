@@ -27,6 +27,13 @@ const CLEAN_EXTENSION: &str = "clean";
 const RESYNC_BUDGET_BYTES: usize = 256 * 1024 * 1024;
 /// A segment is closed and a new one started past this size.
 const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+/// Appends reach the disk (fdatasync) at least this often while the spool is written, and at
+/// every flush and shutdown: a host crash loses at most this much of what was spooled.
+pub const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Records the broker refused for good, set aside as JSON lines with the reason.
+const REJECTED_FILE: &str = "spool.rejected";
+/// Most bytes the rejected file may grow to; records past it are dropped (and counted).
+const REJECTED_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why the spool could not take or give records.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +80,8 @@ pub struct SpoolPosition {
 pub struct SpoolBatch {
     /// `(key, payload)` pairs, in append order.
     pub records: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Where replay continues once each record (and those before it) is delivered.
+    pub ends: Vec<SpoolPosition>,
     /// Where replay continues once these are delivered.
     pub end: SpoolPosition,
 }
@@ -81,6 +90,10 @@ pub struct SpoolBatch {
 struct Writer {
     segment: u64,
     file: File,
+    /// When appends last reached the disk.
+    synced_at: std::time::Instant,
+    /// Whether appends since then wait for a sync.
+    dirty: bool,
 }
 
 #[derive(Debug)]
@@ -245,6 +258,8 @@ impl Spool {
             state.writer = Some(Writer {
                 segment: next,
                 file,
+                synced_at: std::time::Instant::now(),
+                dirty: false,
             });
         }
         let writer = state.writer.as_mut().expect("writer opened above");
@@ -256,10 +271,66 @@ impl Spool {
                 err,
             ));
         }
+        writer.dirty = true;
+        if writer.synced_at.elapsed() >= SYNC_INTERVAL {
+            sync_writer(writer, &self.segment_path(segment))?;
+        }
         *state.segments.entry(segment).or_default() += size;
         state.used_bytes += size;
         self.pending.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Makes every append so far durable (fdatasync of the open segment).
+    pub fn sync(&self) -> Result<(), SpoolError> {
+        self.sync_older_than(std::time::Duration::ZERO)
+    }
+
+    /// [`Self::sync`] once the last one is [`SYNC_INTERVAL`] old (the sink calls this on every
+    /// tick, so the last appends before a quiet spell reach the disk too).
+    pub fn sync_if_due(&self) -> Result<(), SpoolError> {
+        self.sync_older_than(SYNC_INTERVAL)
+    }
+
+    fn sync_older_than(&self, age: std::time::Duration) -> Result<(), SpoolError> {
+        let mut state = self.lock();
+        let Some(writer) = state.writer.as_mut() else {
+            return Ok(());
+        };
+        if !writer.dirty || writer.synced_at.elapsed() < age {
+            return Ok(());
+        }
+        let path = self.segment_path(writer.segment);
+        sync_writer(writer, &path)
+    }
+
+    /// Sets aside a record the broker refused for good: one JSON line with `reason`, the key
+    /// and the payload, in `spool.rejected`. Fails once that file holds 64 MiB.
+    pub fn reject(&self, key: &[u8], payload: &[u8], reason: &str) -> Result<(), SpoolError> {
+        let path = self.dir.join(REJECTED_FILE);
+        let _state = self.lock();
+        let used = fs::metadata(&path).map_or(0, |m| m.len());
+        let line = serde_json::json!({
+            "reason": reason,
+            "key": String::from_utf8_lossy(key),
+            "payload": String::from_utf8_lossy(payload),
+        })
+        .to_string()
+            + "\n";
+        if used + line.len() as u64 > REJECTED_MAX_BYTES {
+            return Err(SpoolError::Full {
+                used,
+                limit: REJECTED_MAX_BYTES,
+            });
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_error("opening", &path))?;
+        file.write_all(line.as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(io_error("writing", &path))
     }
 
     /// Reads up to `max_records` records from the replay position, without consuming them.
@@ -267,6 +338,7 @@ impl Spool {
         let mut state = self.lock();
         let mut batch = SpoolBatch {
             records: Vec::new(),
+            ends: Vec::new(),
             end: state.read,
         };
         let mut position = state.read;
@@ -298,6 +370,7 @@ impl Spool {
                     Ok(Some(record)) => {
                         batch.records.push((record.key, record.payload));
                         position.offset += record.size;
+                        batch.ends.push(position);
                     }
                     Ok(None) | Err(_) => {
                         // Corruption written after open() scanned: set the rest aside.
@@ -556,6 +629,17 @@ fn split_off_tail(path: &Path, offset: u64) -> Result<(), SpoolError> {
         .map_err(io_error("opening segment", path))?;
     file.set_len(offset)
         .map_err(io_error("truncating segment", path))
+}
+
+/// fdatasync of `writer`'s segment at `path`; notes when.
+fn sync_writer(writer: &mut Writer, path: &Path) -> Result<(), SpoolError> {
+    writer
+        .file
+        .sync_data()
+        .map_err(io_error("syncing segment", path))?;
+    writer.synced_at = std::time::Instant::now();
+    writer.dirty = false;
+    Ok(())
 }
 
 fn read_checkpoint(dir: &Path) -> SpoolPosition {
