@@ -18,6 +18,7 @@ pub mod alerts;
 pub mod config;
 pub mod event;
 pub mod kafka;
+pub mod keys;
 pub mod metrics;
 pub mod processor;
 pub mod producer;

@@ -25,12 +25,14 @@ use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 
 const ROUTING_KEY: &str = "R0UTING-KEY-under-test";
 
-/// The stand-in receiver: answers 503 while `failures_left > 0` (counting down), else 202.
+/// The stand-in receiver: answers 503 while `failures_left > 0` (counting down), or on the
+/// Slack path until `slack_down_until`, else 202.
 #[derive(Default)]
 struct Receiver {
     failures_left: AtomicU32,
     refused: AtomicU32,
     accepted: Mutex<Vec<(String, Value)>>,
+    slack_down_until: Mutex<Option<std::time::Instant>>,
 }
 
 impl Receiver {
@@ -50,10 +52,17 @@ async fn start_receiver(receiver: Arc<Receiver>) -> std::net::SocketAddr {
         .and(warp::path::param::<String>())
         .and(warp::body::json())
         .map(move |path: String, body: Value| {
-            let failing = receiver
-                .failures_left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
+            let slack_down = path == "slack"
+                && receiver
+                    .slack_down_until
+                    .lock()
+                    .unwrap()
+                    .is_some_and(|until| std::time::Instant::now() < until);
+            let failing = slack_down
+                || receiver
+                    .failures_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
             if failing {
                 receiver.refused.fetch_add(1, Ordering::SeqCst);
                 return warp::reply::with_status("down", StatusCode::SERVICE_UNAVAILABLE);
@@ -96,7 +105,11 @@ async fn produce(producer: &FutureProducer, topic: &str, record: &AlertRecord) {
 }
 
 fn config(servers: &str, receiver: std::net::SocketAddr) -> Config {
-    let vars = [
+    config_with(servers, receiver, &[])
+}
+
+fn config_with(servers: &str, receiver: std::net::SocketAddr, extra: &[(&str, &str)]) -> Config {
+    let mut vars = vec![
         ("KAFKA_BOOTSTRAP_SERVERS", servers.to_owned()),
         ("KAFKA_ALERTS_TOPIC", "alerts-forward".to_owned()),
         ("ALERT_FORWARDER_GROUP", "forwarder-test".to_owned()),
@@ -108,6 +121,7 @@ fn config(servers: &str, receiver: std::net::SocketAddr) -> Config {
         ("SLACK_WEBHOOK_URL", format!("http://{receiver}/slack")),
         ("ALERT_MAX_BACKOFF_MS", "200".to_owned()),
     ];
+    vars.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     Config::from_source(&VarSource::new(vars)).unwrap()
 }
 
@@ -199,8 +213,8 @@ async fn a_receiver_outage_loses_no_alert_and_each_is_delivered_once() {
     );
     wait_until(
         Duration::from_secs(30),
-        "both offsets committed",
-        || async { (stats.forwarded.load(Ordering::SeqCst) == 2).then_some(()) },
+        "both offsets committed for both receivers",
+        || async { (stats.forwarded.load(Ordering::SeqCst) == 4).then_some(()) },
     )
     .await;
     stop.send(()).unwrap();
@@ -223,6 +237,138 @@ async fn a_receiver_outage_loses_no_alert_and_each_is_delivered_once() {
         .collect();
     assert_eq!(keys.len(), 3, "{keys:?}");
     assert_eq!(pagerduty[2]["dedup_key"], next.dedup_key.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_outage_delays_only_slack_and_names_are_shown_literally() {
+    let broker = KafkaCluster::start();
+    let servers = broker.bootstrap_servers();
+    let receiver = Arc::new(Receiver::default());
+    let addr = start_receiver(Arc::clone(&receiver)).await;
+    // A lane that stopped polling while it waits would leave its group after 10 s.
+    let config = config_with(
+        &servers,
+        addr,
+        &[
+            ("KAFKA_PROPERTY_MAX_POLL_INTERVAL_MS", "10000"),
+            ("KAFKA_PROPERTY_SESSION_TIMEOUT_MS", "6000"),
+        ],
+    );
+    ensure_topics(
+        &config.kafka.client_config(&servers),
+        &[TopicSpec::new("alerts-forward", 2)],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let producer: FutureProducer = config.kafka.producer_config(&servers).create().unwrap();
+    let agents = ["<!channel>", "a&b", "react_agent", "evaluator", "planner"];
+    for agent in agents {
+        produce(
+            &producer,
+            "alerts-forward",
+            &record(AlertAction::Trigger, agent),
+        )
+        .await;
+    }
+    let down_for = Duration::from_secs(60);
+    *receiver.slack_down_until.lock().unwrap() = Some(std::time::Instant::now() + down_for);
+    let started = std::time::Instant::now();
+    let (stop, stats, task) = spawn_forwarder(&config, &servers);
+    wait_until(Duration::from_secs(20), "every PagerDuty event", || async {
+        (receiver.accepted("pagerduty").len() == agents.len()).then_some(())
+    })
+    .await;
+    assert!(started.elapsed() < down_for, "PagerDuty waited for Slack");
+    assert!(receiver.accepted("slack").is_empty());
+    let slack = wait_until(
+        Duration::from_secs(120),
+        "Slack after its outage",
+        || async {
+            let slack = receiver.accepted("slack");
+            (slack.len() >= agents.len()).then_some(slack)
+        },
+    )
+    .await;
+    wait_until(
+        Duration::from_secs(30),
+        "every offset committed",
+        || async {
+            (stats.forwarded.load(Ordering::SeqCst) == 2 * agents.len() as u64).then_some(())
+        },
+    )
+    .await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    assert_eq!(receiver.accepted("slack").len(), agents.len(), "each once");
+    assert_eq!(
+        receiver.accepted("pagerduty").len(),
+        agents.len(),
+        "each once"
+    );
+    let texts: Vec<String> = slack.iter().map(Value::to_string).collect();
+    assert!(texts.iter().all(|t| !t.contains("<!channel>")), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.contains("&lt;!channel&gt;")),
+        "{texts:?}"
+    );
+    assert!(texts.iter().any(|t| t.contains("a&amp;b")), "{texts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_groups_start_where_the_shared_group_was() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let broker = KafkaCluster::start();
+    let servers = broker.bootstrap_servers();
+    let receiver = Arc::new(Receiver::default());
+    let addr = start_receiver(Arc::clone(&receiver)).await;
+    let config = config(&servers, addr);
+    ensure_topics(
+        &config.kafka.client_config(&servers),
+        &[TopicSpec::new("alerts-forward", 1)],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let producer: FutureProducer = config.kafka.producer_config(&servers).create().unwrap();
+    for agent in ["old_1", "old_2"] {
+        produce(
+            &producer,
+            "alerts-forward",
+            &record(AlertAction::Trigger, agent),
+        )
+        .await;
+    }
+    // A forwarder of the shared-group days delivered both and committed offset 2.
+    let shared: BaseConsumer = config
+        .kafka
+        .client_config(&servers)
+        .set("group.id", &config.alerts.forwarder_group)
+        .create()
+        .unwrap();
+    let mut done = rdkafka::TopicPartitionList::new();
+    done.add_partition_offset("alerts-forward", 0, rdkafka::Offset::Offset(2))
+        .unwrap();
+    shared.commit(&done, CommitMode::Sync).unwrap();
+
+    let next = record(AlertAction::Trigger, "new_one");
+    produce(&producer, "alerts-forward", &next).await;
+    let (stop, _stats, task) = spawn_forwarder(&config, &servers);
+    let pagerduty = wait_until(Duration::from_secs(60), "the new record", || async {
+        let pagerduty = receiver.accepted("pagerduty");
+        let slack = receiver.accepted("slack");
+        (!pagerduty.is_empty() && !slack.is_empty()).then_some(pagerduty)
+    })
+    .await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    assert_eq!(
+        pagerduty.len(),
+        1,
+        "nothing the shared group had done: {pagerduty:?}"
+    );
+    assert_eq!(pagerduty[0]["dedup_key"], next.dedup_key.as_str());
+    assert_eq!(receiver.accepted("slack").len(), 1);
 }
 
 #[test]

@@ -45,7 +45,9 @@ pub fn pagerduty_event(record: &AlertRecord, routing_key: &str) -> Value {
     }
 }
 
-/// A Slack message for `record`: `text` as the notification fallback plus blocks.
+/// A Slack message for `record`: `text` as the notification fallback plus blocks. Every text
+/// from the record is escaped ([`slack_escape`]), so an agent named `<!channel>` is shown, not
+/// obeyed.
 pub fn slack_message(record: &AlertRecord) -> Value {
     let (icon, verb) = match record.action {
         AlertAction::Trigger => (":rotating_light:", "FIRING"),
@@ -54,29 +56,40 @@ pub fn slack_message(record: &AlertRecord) -> Value {
     let text = format!(
         "{icon} [{verb}] [{}] {}",
         record.severity.as_str(),
-        record.summary
+        slack_escape(&record.summary)
     );
     let labels = record
         .labels
         .iter()
-        .map(|(k, v)| format!("`{k}={v}`"))
+        .map(|(k, v)| format!("`{}={}`", slack_escape(k), slack_escape(v)))
         .collect::<Vec<_>>()
         .join(" ");
+    let context = format!(
+        "rule `{}` · {} {} {} · window {} – {} · {labels} · dedup `{}`",
+        slack_escape(&record.rule),
+        slack_escape(&record.column),
+        slack_escape(&record.comparison),
+        record.threshold,
+        slack_escape(&record.window_start),
+        slack_escape(&record.window_end),
+        slack_escape(&record.dedup_key)
+    );
     json!({
         "text": text,
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{text}*")}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": record.description}},
-            {"type": "context", "elements": [{
-                "type": "mrkdwn",
-                "text": format!(
-                    "rule `{}` · {} {} {} · window {} – {} · {labels} · dedup `{}`",
-                    record.rule, record.column, record.comparison, record.threshold,
-                    record.window_start, record.window_end, record.dedup_key
-                ),
-            }]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(&record.description)}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
         ],
     })
+}
+
+/// Escapes the three characters Slack's mrkdwn gives meaning (`&`, `<`, `>`: links, mentions
+/// such as `<!channel>`), as Slack's formatting guide asks.
+pub fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {
@@ -128,6 +141,24 @@ mod tests {
         let resolve = pagerduty_event(&record(AlertAction::Resolve), "rk");
         assert_eq!(resolve["event_action"], "resolve");
         assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
+    }
+
+    #[test]
+    fn slack_text_from_the_record_is_escaped() {
+        let mut alert = record(AlertAction::Trigger);
+        alert.summary = "failure rate high for <!channel> & <@U123>".into();
+        alert
+            .labels
+            .insert("agent_name".into(), "<https://evil|click>".into());
+        let message = slack_message(&alert).to_string();
+        assert!(
+            !message.contains("<!channel>") && !message.contains("<https"),
+            "{message}"
+        );
+        assert!(
+            message.contains("&lt;!channel&gt; &amp; &lt;@U123&gt;"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -77,12 +77,14 @@ impl AlertRecord {
 
 /// The stable key of an alert: a name-based UUID (v5) of the rule and its labels.
 pub fn dedup_key(rule: &str, labels: &BTreeMap<String, String>) -> String {
-    let mut name = rule.to_owned();
+    // Escaped, so a value holding the separators cannot pose as another label set.
+    let mut name = String::new();
+    crate::keys::push_escaped(&mut name, rule, &['\u{1f}']);
     for (label, value) in labels {
         name.push('\u{1f}');
-        name.push_str(label);
+        crate::keys::push_escaped(&mut name, label, &['\u{1f}', '=']);
         name.push('=');
-        name.push_str(value);
+        crate::keys::push_escaped(&mut name, value, &['\u{1f}']);
     }
     let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes());
     format!("feedback-pipeline-{id}")
@@ -100,5 +102,12 @@ mod tests {
         assert_ne!(a, dedup_key("AgentFailureRateHigh", &labels("b")));
         assert_ne!(a, dedup_key("SlowExecutions", &labels("a")));
         assert!(a.len() <= 255, "PagerDuty's limit");
+        // A value holding the separators does not pose as two labels.
+        let two = BTreeMap::from([
+            ("agent_name".to_owned(), "x".to_owned()),
+            ("b".to_owned(), "y".to_owned()),
+        ]);
+        let posing = labels("x\u{1f}b=y");
+        assert_ne!(dedup_key("R", &two), dedup_key("R", &posing));
     }
 }

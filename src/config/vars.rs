@@ -234,7 +234,7 @@ pub const VARIABLES: &[EnvVar] = &[
     var(
         "ALERT_FORWARDER_GROUP",
         "feedback-pipeline-alert-forwarder",
-        "Consumer group of `alerts forward` on the alert topic.",
+        "Prefix of the consumer groups of `alerts forward` on the alert topic: one per receiver (<group>.pagerduty, <group>.slack).",
     ),
     secret(
         "PAGERDUTY_ROUTING_KEY",

@@ -41,7 +41,12 @@ pub fn window_records(closed: &ClosedWindow) -> Vec<ResultRecord> {
                 })
                 .collect();
             ResultRecord {
-                key: format!("{}|{}|{}", closed.query.name, start, group.join("|")),
+                key: crate::keys::join_escaped(
+                    [closed.query.name.as_str(), start.as_str()]
+                        .into_iter()
+                        .chain(group.iter().map(String::as_str)),
+                    '|',
+                ),
                 value: Value::Object(object),
             }
         })
