@@ -358,3 +358,17 @@ fn dropping_the_pipeline_without_shutdown_spools_everything_it_held() {
     expected.sort();
     assert_eq!(spooled, expected);
 }
+
+#[test]
+fn a_record_over_the_read_limit_is_refused_and_the_segment_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 64 << 20).unwrap();
+    spool.append(b"a", b"before").unwrap();
+    let err = spool.append(b"a", &vec![b'x'; 3 << 20]).unwrap_err();
+    assert!(matches!(err, SpoolError::RecordTooLarge { .. }), "{err}");
+    spool.append(b"a", b"after").unwrap();
+    let batch = spool.read_batch(10).unwrap();
+    let payloads: Vec<&[u8]> = batch.records.iter().map(|(_, p)| p.as_slice()).collect();
+    assert_eq!(payloads, [b"before".as_slice(), b"after".as_slice()]);
+    assert_eq!(spool.corrupt_records(), 0);
+}

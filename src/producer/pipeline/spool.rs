@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::event::limits::MAX_EVENT_BYTES;
 
 const HEADER_BYTES: usize = 10;
+/// The largest payload a record may hold; a larger length in a header means damage.
+const MAX_RECORD_PAYLOAD: usize = MAX_EVENT_BYTES * 2;
 const SEGMENT_EXTENSION: &str = "spool";
 const CHECKPOINT_FILE: &str = "checkpoint";
 /// A segment being rewritten without its damaged records.
@@ -47,6 +49,14 @@ pub enum SpoolError {
         used: u64,
         /// The limit.
         limit: u64,
+    },
+    /// The record is larger than the spool reads back: written, it would end its segment.
+    #[error("a record of {bytes} bytes is over the spool's {limit}-byte record limit")]
+    RecordTooLarge {
+        /// The record's payload size.
+        bytes: usize,
+        /// The largest payload the spool reads back.
+        limit: usize,
     },
     /// Another spool (in this process or another) has the directory open.
     #[error(
@@ -229,6 +239,12 @@ impl Spool {
 
     /// Appends one record. Fails with [`SpoolError::Full`] rather than exceed the bound.
     pub fn append(&self, key: &[u8], payload: &[u8]) -> Result<(), SpoolError> {
+        if payload.len() > MAX_RECORD_PAYLOAD {
+            return Err(SpoolError::RecordTooLarge {
+                bytes: payload.len(),
+                limit: MAX_RECORD_PAYLOAD,
+            });
+        }
         let record = encode_record(key, payload);
         let mut state = self.lock();
         let size = record.len() as u64;
@@ -560,7 +576,7 @@ fn read_record(reader: &mut impl Read) -> io::Result<Option<SpoolRecord>> {
 fn claimed_lengths(header: &[u8]) -> Option<(usize, usize)> {
     let payload_len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
     let key_len = u16::from_le_bytes(header[8..10].try_into().unwrap()) as usize;
-    (payload_len <= MAX_EVENT_BYTES * 2).then_some((key_len, payload_len))
+    (payload_len <= MAX_RECORD_PAYLOAD).then_some((key_len, payload_len))
 }
 
 /// The size the record at the start of `bytes` claims, if its header is plausible and the
