@@ -3,7 +3,11 @@
 //! Per rule and group: inactive → pending (condition holds) → firing once it has held for
 //! `for` of event time → resolved once it has been clear for `keep_firing_for`. A value
 //! hovering at the threshold therefore pages once, not every window. A group missing from a
-//! closed window counts as clear (no traffic, no failures).
+//! closed window counts as clear (no traffic, no failures), if this instance has seen the
+//! group's rows since its last rebalance: a group whose partition moved to another instance
+//! is missing here because its rows are computed there. Firing alerts read back from the
+//! alert topic ([`AlertEvaluator::seed`]) are such unconfirmed states until a row of theirs
+//! arrives.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -31,6 +35,11 @@ struct AlertState {
     evaluated_through: Millis,
     value: f64,
     window: WindowBounds,
+    /// A row of the group has been seen since the last rebalance: its absence from a window
+    /// means it is clear.
+    confirmed: bool,
+    /// The partition of the window pieces its rows came in (`None`: across partitions).
+    partition: Option<i32>,
 }
 
 /// Evaluates rules over closed windows.
@@ -85,12 +94,67 @@ impl AlertEvaluator {
             .collect()
     }
 
+    /// Takes alerts firing on the alert topic (their last record a trigger) as firing here,
+    /// unconfirmed, unless this evaluator has a state for the group already: a restarted or
+    /// newly assigned instance then neither fires them again nor forgets to resolve them.
+    pub fn seed(&mut self, records: &[AlertRecord]) -> usize {
+        let mut seeded = 0;
+        for record in records {
+            let Some(index) = self.rules.iter().position(|r| r.name == record.rule) else {
+                continue;
+            };
+            let (Some(start), Some(end), Some(first_seen)) = (
+                text_to_millis(&record.window_start),
+                text_to_millis(&record.window_end),
+                text_to_millis(&record.first_seen),
+            ) else {
+                continue;
+            };
+            let state = AlertState {
+                phase: Phase::Firing { last_breach: end },
+                first_seen,
+                evaluated_through: end,
+                value: record.value,
+                window: WindowBounds { start, end },
+                confirmed: false,
+                partition: None,
+            };
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                self.states[index].entry(record.labels.clone())
+            {
+                slot.insert(state);
+                seeded += 1;
+            }
+        }
+        seeded
+    }
+
+    /// Marks every state unconfirmed (partitions were revoked: a group may have moved to
+    /// another instance, which now computes its rows).
+    pub fn unconfirm_all(&mut self) {
+        for state in self.states.iter_mut().flat_map(|s| s.values_mut()) {
+            state.confirmed = false;
+        }
+    }
+
     /// Evaluates the rules watching `query` on the rows of one closed `window`.
     pub fn observe_window(
         &mut self,
         query: &str,
         window: WindowBounds,
         rows: &RecordBatch,
+    ) -> Vec<AlertRecord> {
+        self.observe_window_piece(query, window, rows, None)
+    }
+
+    /// [`Self::observe_window`] for the rows of one partition's groups (`partition`), or of
+    /// all (`None`): only groups last seen in such pieces count as clear when missing.
+    pub fn observe_window_piece(
+        &mut self,
+        query: &str,
+        window: WindowBounds,
+        rows: &RecordBatch,
+        partition: Option<i32>,
     ) -> Vec<AlertRecord> {
         let mut records = Vec::new();
         for index in 0..self.rules.len() {
@@ -102,13 +166,19 @@ impl AlertEvaluator {
             let seen: std::collections::HashSet<_> =
                 observations.iter().map(|o| o.labels.clone()).collect();
             for observation in observations {
+                let labels = observation.labels.clone();
                 records.extend(self.step(index, observation, window));
+                if let Some(state) = self.states[index].get_mut(&labels) {
+                    state.partition = partition;
+                }
             }
-            // Groups with state but no row in this window are clear in it.
+            // Groups with state but no row in this window (this piece of it) are clear in it.
             let absent: Vec<_> = self.states[index]
-                .keys()
-                .filter(|labels| !seen.contains(labels))
-                .cloned()
+                .iter()
+                .filter(|(labels, state)| {
+                    state.confirmed && state.partition == partition && !seen.contains(*labels)
+                })
+                .map(|(labels, _)| labels.clone())
                 .collect();
             for labels in absent {
                 records.extend(self.step(index, Observation::clear(labels), window));
@@ -132,7 +202,7 @@ impl AlertEvaluator {
             }
             let stale: Vec<_> = self.states[index]
                 .iter()
-                .filter(|(_, s)| s.evaluated_through + size <= closed_through)
+                .filter(|(_, s)| s.confirmed && s.evaluated_through + size <= closed_through)
                 .map(|(labels, _)| labels.clone())
                 .collect();
             // Before any window closes `closed_through` is Millis::MIN (and nothing is stale).
@@ -162,6 +232,7 @@ impl AlertEvaluator {
         } = observation;
         if !breached {
             let state = states.get_mut(&labels)?;
+            state.confirmed = true;
             if window.end <= state.evaluated_through {
                 return None;
             }
@@ -188,7 +259,10 @@ impl AlertEvaluator {
             evaluated_through: Millis::MIN,
             value,
             window,
+            confirmed: true,
+            partition: None,
         });
+        state.confirmed = true;
         if window.end <= state.evaluated_through {
             return None;
         }
@@ -260,6 +334,13 @@ fn observations(rule: &AlertRule, rows: &RecordBatch) -> Vec<Observation> {
             }
         })
         .collect()
+}
+
+/// Milliseconds of a record's RFC 3339 time text.
+fn text_to_millis(text: &str) -> Option<Millis> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|time| time.timestamp_millis())
 }
 
 fn record(
@@ -427,5 +508,53 @@ mod tests {
         let resolved = evaluator.observe_quiet("q", MINUTE, 3 * MINUTE);
         assert_eq!(resolved.len(), 1);
         assert_eq!(resolved[0].action, AlertAction::Resolve);
+    }
+
+    #[test]
+    fn a_seeded_alert_neither_fires_again_nor_resolves_while_its_group_is_elsewhere() {
+        let firing_rule = || rule(Duration::ZERO, Duration::ZERO);
+        let mut before = AlertEvaluator::new(vec![firing_rule()]);
+        let trigger = before.observe_window("q", window(0), &rows(&[("a", 0.5, 50)]));
+        assert_eq!(trigger.len(), 1);
+        // A restarted (or newly assigned) instance reads it back from the alert topic.
+        let mut after = AlertEvaluator::new(vec![firing_rule()]);
+        assert_eq!(after.seed(&trigger), 1);
+        assert_eq!(after.firing(), [("AgentFailureRateHigh", 1)]);
+        // Rows of other groups only, and quiet windows: not clear, its rows are elsewhere.
+        assert!(
+            after
+                .observe_window("q", window(1), &rows(&[("b", 0.0, 50)]))
+                .is_empty()
+        );
+        assert!(after.observe_quiet("q", MINUTE, 5 * MINUTE).is_empty());
+        // Still breaching here: no second trigger. Then clear: one resolve.
+        assert!(
+            after
+                .observe_window("q", window(2), &rows(&[("a", 0.5, 50)]))
+                .is_empty()
+        );
+        let resolved = after.observe_window("q", window(3), &rows(&[("a", 0.0, 50)]));
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].action, AlertAction::Resolve);
+        assert_eq!(resolved[0].dedup_key, trigger[0].dedup_key);
+    }
+
+    #[test]
+    fn after_a_revoke_a_missing_group_is_not_taken_for_clear() {
+        let mut evaluator = AlertEvaluator::new(vec![rule(Duration::ZERO, Duration::ZERO)]);
+        assert_eq!(
+            evaluator
+                .observe_window("q", window(0), &rows(&[("a", 0.5, 50)]))
+                .len(),
+            1
+        );
+        evaluator.unconfirm_all();
+        // Its partition moved: missing here is no news.
+        assert!(
+            evaluator
+                .observe_window("q", window(1), &rows(&[("b", 0.0, 50)]))
+                .is_empty()
+        );
+        assert_eq!(evaluator.firing(), [("AgentFailureRateHigh", 1)]);
     }
 }

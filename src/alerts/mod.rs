@@ -4,6 +4,7 @@
 
 pub mod evaluator;
 pub mod forward;
+pub mod history;
 pub mod receivers;
 pub mod record;
 pub mod rules;

@@ -68,6 +68,9 @@ pub enum ProcessorError {
     Checkpoint(String),
 }
 
+/// Longest wait for the alert topic to be read back on an assignment.
+const ALERT_HISTORY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A commit taken at one turn, made once every record queued up to then is acknowledged.
 struct PendingCommit {
     list: TopicPartitionList,
@@ -87,6 +90,8 @@ pub struct Processor {
     readiness: Arc<Readiness>,
     alerts: AlertEvaluator,
     alerts_topic: String,
+    /// Client settings for reading the alert topic back (see [`Self::seed_alerts`]).
+    alert_history: rdkafka::ClientConfig,
     alert_sink: Option<mpsc::UnboundedSender<AlertRecord>>,
     outcome_topic: String,
     metrics_topic: String,
@@ -159,6 +164,7 @@ impl Processor {
             readiness,
             alerts: AlertEvaluator::new(Vec::new()),
             alerts_topic: config.topics.alerts.clone(),
+            alert_history: config.kafka.client_config(servers),
             alert_sink: None,
             outcome_topic: config.topics.outcomes.clone(),
             metrics_topic: config.topics.metrics.clone(),
@@ -297,6 +303,8 @@ impl Processor {
             match change {
                 Reassignment::Revoked(partitions) => {
                     tracing::info!(?partitions, "partitions revoked");
+                    // Their groups may move: missing rows no longer mean clear.
+                    self.alerts.unconfirm_all();
                     for &partition in &partitions {
                         self.engine.revoke(partition);
                         self.last_commit.remove(&partition);
@@ -308,6 +316,7 @@ impl Processor {
                     tracing::info!(?partitions, "partitions assigned");
                     self.engine.assign(&partitions, Instant::now());
                     self.restore(&partitions)?;
+                    self.seed_alerts();
                     self.readiness.set(true);
                 }
             }
@@ -334,6 +343,38 @@ impl Processor {
             self.engine.restore(partition, &checkpoint);
         }
         Ok(())
+    }
+
+    /// Takes up the alerts the alert topic says are firing (their last record a trigger), so
+    /// those of groups this instance now computes resolve once when clear and do not fire
+    /// again. A failure to read is logged, not fatal: alerts may then fire again.
+    fn seed_alerts(&mut self) {
+        if self.alerts.rules().is_empty() {
+            return;
+        }
+        let read = tokio::task::block_in_place(|| {
+            crate::alerts::history::firing_alerts(
+                &self.alert_history,
+                &self.alerts_topic,
+                ALERT_HISTORY_TIMEOUT,
+            )
+        });
+        match read {
+            Ok(records) => {
+                let seeded = self.alerts.seed(&records);
+                tracing::info!(
+                    firing = records.len(),
+                    seeded,
+                    "alert state read back from the alert topic"
+                );
+                for (rule, firing) in self.alerts.firing() {
+                    self.stats.set_alerts_firing(rule, firing);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%err, "reading the alert topic back failed; firing alerts may fire again")
+            }
+        }
     }
 
     fn process(&mut self, batch: &ConsumedBatch) -> Result<(), ProcessorError> {
@@ -432,7 +473,8 @@ impl Processor {
                 self.stats.add_window(query, records.len() as u64);
                 // Alerts judge a window once, when it closes: an update holds only the
                 // groups that changed, and a window long past is no news to page on.
-                alerts.extend(self.alerts.observe_window(query, window, rows));
+                let piece = closed.result.partition;
+                alerts.extend(self.alerts.observe_window_piece(query, window, rows, piece));
             }
             for record in records {
                 self.sends.queue(Outgoing {

@@ -136,7 +136,8 @@ impl ProcessorStats {
             windows_emitted: IntCounterVec::new(
                 Opts::new(
                     "feedback_pipeline_processor_windows_emitted_total",
-                    "Windows closed with at least one row, by query.",
+                    "Windows closed with at least one row, by query (a query grouped by the \
+                     topic's key counts each partition's piece of a window).",
                 ),
                 &["query"],
             )?,

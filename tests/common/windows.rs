@@ -275,13 +275,28 @@ impl WindowRun {
         metrics: &str,
         extra: &[(&str, &str)],
     ) -> RunningProcessor {
+        self.spawn_alerting(topic, group, metrics, extra, Vec::new())
+            .await
+    }
+
+    /// [`Self::spawn_with`], evaluating alert `rules` on its windows.
+    pub async fn spawn_alerting(
+        &self,
+        topic: &str,
+        group: &str,
+        metrics: &str,
+        extra: &[(&str, &str)],
+        rules: Vec<feedback_pipeline::alerts::AlertRule>,
+    ) -> RunningProcessor {
         let mut vars = self.vars(topic, group, metrics);
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_source(&VarSource::new(vars)).unwrap();
         let queries = QueryDefinition::load_dir(self.sql_dir.path())
             .await
             .unwrap();
-        let processor = Processor::new(&config, &self.servers, &queries).unwrap();
+        let processor = Processor::new(&config, &self.servers, &queries)
+            .unwrap()
+            .with_alerts(rules);
         let (stats, exported) = (processor.stats(), processor.metrics());
         let (stop, task) = start(processor);
         RunningProcessor {

@@ -282,6 +282,10 @@ pub struct WindowResult {
     pub rows: RecordBatch,
     /// Whether these rows update rows emitted before (same keys, new values).
     pub update: bool,
+    /// For a partition-aligned query, the partition whose groups these rows are (each
+    /// partition's rows of a window come out apart, as each closes it); `None` for a query
+    /// across partitions.
+    pub partition: Option<i32>,
 }
 
 /// Where one partition of a query stands in a [`WindowedQuery::close_through`].
@@ -543,15 +547,24 @@ impl WindowedQuery {
                 }
             };
             let only = (!all_groups).then_some(&update.keys);
-            let rows = self
-                .store
-                .evaluate(&self.definition.compiled, window, include, only)?;
-            if rows.num_rows() > 0 {
-                results.push(WindowResult {
-                    window,
-                    rows,
-                    update: true,
-                });
+            let pieces: Vec<Option<i32>> = if aligned {
+                update.partitions.iter().copied().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for piece in pieces {
+                let include = |p: i32| include(p) && piece.is_none_or(|q| q == p);
+                let rows = self
+                    .store
+                    .evaluate(&self.definition.compiled, window, include, only)?;
+                if rows.num_rows() > 0 {
+                    results.push(WindowResult {
+                        window,
+                        rows,
+                        update: true,
+                        partition: piece,
+                    });
+                }
             }
         }
         Ok(results)
@@ -601,9 +614,28 @@ impl WindowedQuery {
             if !self.store.has_data_in(window, emits) {
                 continue;
             }
-            let rows = self
-                .store
-                .evaluate(&self.definition.compiled, window, emits, None)?;
+            // A partition-aligned query's partitions hold disjoint groups: each partition's
+            // rows come out as a piece of their own (alerts judge each piece on its own).
+            let pieces: Vec<Option<i32>> = if self.is_partition_aligned() {
+                let with_data = self.store.partitions_in(window).into_iter();
+                with_data.filter(|&p| emits(p)).map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for piece in pieces {
+                let include = |p: i32| emits(p) && piece.is_none_or(|q| q == p);
+                let rows = self
+                    .store
+                    .evaluate(&self.definition.compiled, window, include, None)?;
+                if rows.num_rows() > 0 {
+                    results.push(WindowResult {
+                        window,
+                        rows,
+                        update: false,
+                        partition: piece,
+                    });
+                }
+            }
             if early {
                 // Across partitions the window's one row is out for every partition, so a
                 // partition's later events for it are updates of that row.
@@ -614,13 +646,6 @@ impl WindowedQuery {
                     vec![ACROSS]
                 };
                 self.early.0.extend(noted.into_iter().map(|p| (start, p)));
-            }
-            if rows.num_rows() > 0 {
-                results.push(WindowResult {
-                    window,
-                    rows,
-                    update: false,
-                });
             }
         }
         Ok(results)
