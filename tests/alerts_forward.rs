@@ -148,21 +148,50 @@ fn spawn_forwarder(
     (stop, stats, task)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_outage_loses_no_alert_and_each_is_delivered_once() {
+/// What a forwarder test runs against: its own broker, the stand-in receiver, the
+/// configuration (with `extra` variables) and a producer for the alert topic, which has
+/// `partitions` partitions.
+struct Setup {
+    /// Kept to the test's end: dropping it stops the broker.
+    broker: KafkaCluster,
+    servers: String,
+    receiver: Arc<Receiver>,
+    config: Config,
+    producer: FutureProducer,
+}
+
+async fn setup(extra: &[(&str, &str)], partitions: i32) -> Setup {
     let broker = KafkaCluster::start();
     let servers = broker.bootstrap_servers();
     let receiver = Arc::new(Receiver::default());
     let addr = start_receiver(Arc::clone(&receiver)).await;
-    let config = config(&servers, addr);
+    let config = config_with(&servers, addr, extra);
     ensure_topics(
         &config.kafka.client_config(&servers),
-        &[TopicSpec::new("alerts-forward", 1)],
+        &[TopicSpec::new("alerts-forward", partitions)],
         Duration::from_secs(10),
     )
     .await
     .unwrap();
     let producer: FutureProducer = config.kafka.producer_config(&servers).create().unwrap();
+    Setup {
+        broker,
+        servers,
+        receiver,
+        config,
+        producer,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_outage_loses_no_alert_and_each_is_delivered_once() {
+    let Setup {
+        servers,
+        receiver,
+        config,
+        producer,
+        broker: _broker,
+    } = setup(&[], 1).await;
     let trigger = record(AlertAction::Trigger, "data_processor");
     let resolve = record(AlertAction::Resolve, "data_processor");
     produce(&producer, "alerts-forward", &trigger).await;
@@ -241,27 +270,18 @@ async fn a_receiver_outage_loses_no_alert_and_each_is_delivered_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slack_outage_delays_only_slack_and_names_are_shown_literally() {
-    let broker = KafkaCluster::start();
-    let servers = broker.bootstrap_servers();
-    let receiver = Arc::new(Receiver::default());
-    let addr = start_receiver(Arc::clone(&receiver)).await;
     // A lane that stopped polling while it waits would leave its group after 10 s.
-    let config = config_with(
-        &servers,
-        addr,
-        &[
-            ("KAFKA_PROPERTY_MAX_POLL_INTERVAL_MS", "10000"),
-            ("KAFKA_PROPERTY_SESSION_TIMEOUT_MS", "6000"),
-        ],
-    );
-    ensure_topics(
-        &config.kafka.client_config(&servers),
-        &[TopicSpec::new("alerts-forward", 2)],
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    let producer: FutureProducer = config.kafka.producer_config(&servers).create().unwrap();
+    let extra = [
+        ("KAFKA_PROPERTY_MAX_POLL_INTERVAL_MS", "10000"),
+        ("KAFKA_PROPERTY_SESSION_TIMEOUT_MS", "6000"),
+    ];
+    let Setup {
+        servers,
+        receiver,
+        config,
+        producer,
+        broker: _broker,
+    } = setup(&extra, 2).await;
     let agents = ["<!channel>", "a&b", "react_agent", "evaluator", "planner"];
     for agent in agents {
         produce(
@@ -318,19 +338,13 @@ async fn a_slack_outage_delays_only_slack_and_names_are_shown_literally() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_groups_start_where_the_shared_group_was() {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    let broker = KafkaCluster::start();
-    let servers = broker.bootstrap_servers();
-    let receiver = Arc::new(Receiver::default());
-    let addr = start_receiver(Arc::clone(&receiver)).await;
-    let config = config(&servers, addr);
-    ensure_topics(
-        &config.kafka.client_config(&servers),
-        &[TopicSpec::new("alerts-forward", 1)],
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    let producer: FutureProducer = config.kafka.producer_config(&servers).create().unwrap();
+    let Setup {
+        servers,
+        receiver,
+        config,
+        producer,
+        broker: _broker,
+    } = setup(&[], 1).await;
     for agent in ["old_1", "old_2"] {
         produce(
             &producer,

@@ -282,8 +282,9 @@ async fn an_instance_leaving_while_alerts_fire_sends_no_false_resolve_nor_second
     )
     .await;
     let failing_on = phase(20_000, 40_000, OutcomeStatus::Failure);
-    setup.produce(topic, &failing_on).await;
+    // Counted before producing: it may read them as soon as they are written.
     let consumed = second.stats.consumed();
+    setup.produce(topic, &failing_on).await;
     wait_until(Duration::from_secs(60), "the failures read", || async {
         (second.stats.consumed() >= consumed + failing_on.len() as u64).then_some(())
     })
