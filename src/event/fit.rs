@@ -25,8 +25,7 @@ impl OutcomeEvent {
     /// `output_truncated` and `output_original_bytes`. Fails (`too_large`) only when the
     /// event is over the limit even then.
     pub fn fit(&mut self, max_bytes: usize) -> Result<(), EventError> {
-        cut_text(&mut self.error_message, MAX_MESSAGE_CHARS);
-        cut_text(&mut self.stack_trace, MAX_STACK_TRACE_CHARS);
+        self.cut_long_texts();
         if self.measured_bytes() + BOUNDED_FIELDS_BYTES <= max_bytes {
             return Ok(());
         }
@@ -50,6 +49,13 @@ impl OutcomeEvent {
                  {max_bytes} (shrink metadata or tags)"
             ),
         ))
+    }
+
+    /// Cuts `error_message` and `stack_trace` to their limits, ending in a marker that says
+    /// how much was cut (the first step of [`Self::fit`]).
+    pub fn cut_long_texts(&mut self) {
+        cut_text(&mut self.error_message, MAX_MESSAGE_CHARS);
+        cut_text(&mut self.stack_trace, MAX_STACK_TRACE_CHARS);
     }
 
     /// Encoded size of the fields without a small bound.

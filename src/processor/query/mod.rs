@@ -552,20 +552,15 @@ impl WindowedQuery {
             } else {
                 vec![None]
             };
-            for piece in pieces {
-                let include = |p: i32| include(p) && piece.is_none_or(|q| q == p);
-                let rows = self
-                    .store
-                    .evaluate(&self.definition.compiled, window, include, only)?;
-                if rows.num_rows() > 0 {
-                    results.push(WindowResult {
-                        window,
-                        rows,
-                        update: true,
-                        partition: piece,
-                    });
-                }
-            }
+            let compiled = &self.definition.compiled;
+            let evaluated =
+                evaluate_pieces(&mut self.store, compiled, window, &pieces, include, only)?;
+            results.extend(evaluated.into_iter().map(|(rows, partition)| WindowResult {
+                window,
+                rows,
+                update: true,
+                partition,
+            }));
         }
         Ok(results)
     }
@@ -622,30 +617,20 @@ impl WindowedQuery {
             } else {
                 vec![None]
             };
-            for piece in pieces {
-                let include = |p: i32| emits(p) && piece.is_none_or(|q| q == p);
-                let rows = self
-                    .store
-                    .evaluate(&self.definition.compiled, window, include, None)?;
-                if rows.num_rows() > 0 {
-                    results.push(WindowResult {
-                        window,
-                        rows,
-                        update: false,
-                        partition: piece,
-                    });
-                }
-            }
+            let compiled = &self.definition.compiled;
+            let evaluated =
+                evaluate_pieces(&mut self.store, compiled, window, &pieces, emits, None)?;
+            results.extend(evaluated.into_iter().map(|(rows, partition)| WindowResult {
+                window,
+                rows,
+                update: false,
+                partition,
+            }));
             if early {
                 // Across partitions the window's one row is out for every partition, so a
                 // partition's later events for it are updates of that row.
-                let noted: Vec<i32> = if self.is_partition_aligned() {
-                    let with_data = self.store.partitions_in(window).into_iter();
-                    with_data.filter(|&p| emits(p)).collect()
-                } else {
-                    vec![ACROSS]
-                };
-                self.early.0.extend(noted.into_iter().map(|p| (start, p)));
+                let noted = pieces.iter().map(|piece| (start, piece.unwrap_or(ACROSS)));
+                self.early.0.extend(noted);
             }
         }
         Ok(results)
@@ -666,6 +651,27 @@ impl WindowedQuery {
     pub fn grace(&self) -> Option<Duration> {
         self.definition.window.grace
     }
+}
+
+/// Evaluates `window` once per piece: a partition's groups (`Some`), or every partition
+/// `include` accepts (`None`). Returns the pieces with rows, each with its partition.
+fn evaluate_pieces(
+    store: &mut PaneStore,
+    compiled: &CompiledQuery,
+    window: WindowBounds,
+    pieces: &[Option<i32>],
+    include: impl Fn(i32) -> bool,
+    only: Option<&foldhash::HashSet<Box<[u8]>>>,
+) -> datafusion::error::Result<Vec<(RecordBatch, Option<i32>)>> {
+    let mut evaluated = Vec::new();
+    for &piece in pieces {
+        let in_piece = |p: i32| include(p) && piece.is_none_or(|q| q == p);
+        let rows = store.evaluate(compiled, window, in_piece, only)?;
+        if rows.num_rows() > 0 {
+            evaluated.push((rows, piece));
+        }
+    }
+    Ok(evaluated)
 }
 
 /// The earliest window start whose window ends after `bound`.

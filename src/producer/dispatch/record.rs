@@ -63,10 +63,9 @@ impl RunInfo<'_> {
         event.stack_trace = end.stack_trace;
         event.output = end.output;
         event.metadata = end.metadata;
-        // A long error or trace is cut with a marker, a large output becomes a preview: the
-        // outcome is recorded whatever the agent returned (the pipeline fits it again to what
-        // its broker takes).
-        event.fit(crate::event::limits::MAX_EVENT_BYTES)?;
+        // A long error or trace is cut with a marker rather than fail validation; the
+        // pipeline fits the whole event to what its broker takes when it records it.
+        event.cut_long_texts();
         event.validate()?;
         apply_usage(&mut event, end.usage);
         Ok(event)
