@@ -14,7 +14,7 @@ use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 
 use super::delivery::{LIVE, SinkContext, SinkShared, is_permanent};
 use super::replay::{self, ReplayOutcome};
-use super::spool::{Spool, SpoolBatch};
+use super::spool::{Spool, SpoolBatch, SpoolPosition};
 use crate::event::OutcomeEvent;
 
 /// Spool records replayed per batch once the broker answers.
@@ -79,6 +79,9 @@ pub struct SinkWorker {
     replay_backoff: Duration,
     probe_next_replay: bool,
     failed_replays: u32,
+    /// Spool records (by end position) the broker took after one before them failed: they
+    /// stay in the spool until that one goes through, and are not sent again meanwhile.
+    delivered_ahead: std::cell::RefCell<std::collections::BTreeSet<SpoolPosition>>,
     /// A wait for room in librdkafka's queue ran out and no send has succeeded since.
     librdkafka_full: bool,
 }
@@ -120,6 +123,7 @@ impl SinkWorker {
             replay_backoff: Duration::ZERO,
             probe_next_replay: false,
             failed_replays: 0,
+            delivered_ahead: Default::default(),
             librdkafka_full: false,
         };
         std::thread::Builder::new()
@@ -267,6 +271,10 @@ impl SinkWorker {
         self.shared.replay.begin(id, batch.records.len());
         for (index, (key, payload)) in batch.records.iter().enumerate() {
             let opaque = replay::opaque(id, index);
+            if self.delivered_ahead.borrow().contains(&batch.ends[index]) {
+                self.shared.replay.report(opaque, ReplayOutcome::Delivered);
+                continue;
+            }
             match self.send_replayed(producer, opaque, key, payload, deadline) {
                 Ok(()) => {}
                 Err(error) if is_permanent(&error) => self
@@ -315,8 +323,8 @@ impl SinkWorker {
 
     /// Takes the batch's leading records that are settled out of the spool: delivered ones,
     /// and refused ones, which are set aside. The first record without a verdict, or that
-    /// may yet go through, stays with everything after it, so no record before it is ever
-    /// sent twice. Returns how many were taken.
+    /// may yet go through, stays with everything after it; those after it that were
+    /// delivered are noted and not sent again. Returns how many were taken.
     fn settle(&self, spool: &Spool, batch: &SpoolBatch, outcomes: &[ReplayOutcome]) -> usize {
         let mut delivered = 0;
         let mut settled = 0;
@@ -328,10 +336,18 @@ impl SinkWorker {
             }
             settled += 1;
         }
+        let mut ahead = self.delivered_ahead.borrow_mut();
+        for (outcome, end) in outcomes.iter().zip(&batch.ends).skip(settled) {
+            if *outcome == ReplayOutcome::Delivered {
+                ahead.insert(*end);
+            }
+        }
         if settled == 0 {
             return 0;
         }
-        if let Err(err) = spool.commit(batch.ends[settled - 1], settled as u64) {
+        let committed = batch.ends[settled - 1];
+        ahead.retain(|end| *end > committed);
+        if let Err(err) = spool.commit(committed, settled as u64) {
             tracing::error!(%err, "recording replay progress failed; events may be sent twice");
         }
         self.shared.counters.add_replayed(delivered);
