@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod processor;
 pub mod producer;
 pub mod simulate;
+pub mod window;
 
 pub use config::Config;
 pub use event::{EventError, EventSeverity, OutcomeEvent, OutcomeStatus};

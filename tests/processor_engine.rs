@@ -10,8 +10,8 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
-use feedback_pipeline::processor::engine::{ClosedWindow, EngineSettings, WindowEngine};
-use feedback_pipeline::processor::query::QueryDefinition;
+use feedback_pipeline::processor::{ClosedWindow, EngineSettings, WindowEngine};
+use feedback_pipeline::processor::QueryDefinition;
 
 const MINUTE: i64 = 60_000;
 const BASE: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
@@ -674,7 +674,7 @@ async fn past_the_group_limit_new_groups_are_refused_and_old_ones_stay_exact() {
     assert!(
         rejected
             .iter()
-            .all(|r| r.rejection == feedback_pipeline::processor::engine::Rejection::TooManyGroups)
+            .all(|r| r.rejection == feedback_pipeline::processor::windows::Rejection::TooManyGroups)
     );
     let mut closed = engine.advance(now, 0).unwrap();
     closed.extend(

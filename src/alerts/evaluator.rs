@@ -17,8 +17,7 @@ use serde_json::Value;
 
 use super::record::{AlertAction, AlertRecord, dedup_key};
 use super::rules::AlertRule;
-use crate::processor::results::{cell, millis_to_text};
-use crate::processor::window::{Millis, WindowBounds};
+use crate::window::{Millis, WindowBounds, cell, millis_to_text};
 
 #[derive(Debug, Clone)]
 enum Phase {

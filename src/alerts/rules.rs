@@ -2,12 +2,10 @@
 //! guard and the hysteresis (`for`, `keep_firing_for`). Read from a TOML file.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use serde::Deserialize;
-
-use crate::processor::query::QueryDefinition;
 
 /// The rules shipped in `alerts/rules.toml`, used when that file is absent.
 pub const BUILTIN_RULES: &str = include_str!("../../alerts/rules.toml");
@@ -160,20 +158,20 @@ pub fn load_rules(path: &Path, is_default: bool) -> Result<Vec<AlertRule>, RuleE
     }
 }
 
-/// Checks every rule against the loaded queries: the query exists and the columns are
-/// numeric results of it.
+/// Checks every rule against the loaded queries, given as (name, result schema): the query
+/// exists and the columns are numeric results of it.
 pub fn check_rules(
     file: &str,
     rules: &[AlertRule],
-    queries: &[Arc<QueryDefinition>],
+    queries: &[(&str, SchemaRef)],
 ) -> Result<(), RuleError> {
     let error = |reason: String| RuleError {
         file: file.to_owned(),
         reason,
     };
     for rule in rules {
-        let Some(query) = queries.iter().find(|q| q.name == rule.query) else {
-            let known: Vec<_> = queries.iter().map(|q| q.name.as_str()).collect();
+        let Some((_, schema)) = queries.iter().find(|(name, _)| *name == rule.query) else {
+            let known: Vec<_> = queries.iter().map(|(name, _)| *name).collect();
             return Err(error(format!(
                 "rule `{}` watches query `{}`, which is not loaded (queries: {})",
                 rule.name,
@@ -181,7 +179,6 @@ pub fn check_rules(
                 known.join(", ")
             )));
         };
-        let schema = query.output_schema();
         let columns =
             std::iter::once(&rule.column).chain(rule.min_events.as_ref().map(|m| &m.column));
         for column in columns {

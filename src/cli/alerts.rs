@@ -42,7 +42,7 @@ pub async fn execute(
             feedback_pipeline::alerts::rules::check_rules(
                 &file.display().to_string(),
                 &rules,
-                &queries,
+                &queries.iter().map(|q| q.output()).collect::<Vec<_>>(),
             )?;
             for rule in rules {
                 let (threshold, above) = rule.threshold();

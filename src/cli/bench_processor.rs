@@ -16,8 +16,8 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use feedback_pipeline::config::Config;
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{EmbeddedCluster, TopicSpec};
-use feedback_pipeline::processor::query::QueryDefinition;
-use feedback_pipeline::processor::service::Processor;
+use feedback_pipeline::processor::QueryDefinition;
+use feedback_pipeline::processor::Processor;
 
 use super::bench::{CountingContext, median};
 

@@ -11,7 +11,7 @@ use serde_json::{Map, json};
 
 use feedback_pipeline::config::Config;
 use feedback_pipeline::kafka::EmbeddedCluster;
-use feedback_pipeline::processor::service::Processor;
+use feedback_pipeline::processor::Processor;
 use feedback_pipeline::producer::{ActionDispatcher, FeedbackPipeline, PipelineOptions};
 use feedback_pipeline::simulate::Fleet;
 

@@ -10,8 +10,8 @@ use feedback_pipeline::alerts::rules::{check_rules, load_rules};
 use feedback_pipeline::config::Config;
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::metrics::server;
-use feedback_pipeline::processor::query::QueryDefinition;
-use feedback_pipeline::processor::service::Processor;
+use feedback_pipeline::processor::QueryDefinition;
+use feedback_pipeline::processor::Processor;
 
 /// Runs the processor until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
@@ -57,7 +57,8 @@ pub fn with_alert_rules(
             loaded
         });
     }
-    check_rules(&file.display().to_string(), &rules, queries)?;
+    let outputs: Vec<_> = queries.iter().map(|q| q.output()).collect();
+    check_rules(&file.display().to_string(), &rules, &outputs)?;
     for rule in &rules {
         tracing::info!(rule = %rule.name, query = %rule.query, column = %rule.column, "alert rule ready");
     }

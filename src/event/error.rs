@@ -19,7 +19,7 @@ pub enum EventErrorKind {
 
 impl EventErrorKind {
     /// Stable snake_case name, used as the dead-letter reason and metric label.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::TooLarge => "too_large",
             Self::MalformedJson => "malformed_json",

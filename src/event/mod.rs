@@ -8,6 +8,7 @@ mod fit;
 mod gen_ai;
 pub mod limits;
 mod outcome;
+pub mod reasons;
 mod status;
 pub mod timestamp;
 mod validate;

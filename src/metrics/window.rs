@@ -11,8 +11,7 @@ use datafusion::arrow::datatypes::DataType;
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use serde_json::Value;
 
-use crate::processor::results::cell;
-use crate::processor::window::{Millis, WindowBounds};
+use crate::window::{Millis, WindowBounds, cell};
 
 /// A row's labels: `(label, value)` from its text columns.
 type Labels = Vec<(String, String)>;

@@ -1,19 +1,17 @@
-//! The processor: consumes `agent-outcomes`, windows events by event time, evaluates the
-//! SQL window queries and emits results (see `docs` in the README for the data path).
+//! The processor service, laid out as its data path:
+//!
+//! - [`source`]: the consumer group on `agent-outcomes` and the batches it reads;
+//! - [`windows`]: event-time windows per query, the watermark, offsets and checkpoints;
+//! - [`sql`]: the window queries, planned with DataFusion and evaluated pane by pane;
+//! - [`sinks`]: result records, dead letters, sends and offset commits;
+//! - [`service`]: the loop that drives them.
 
-pub mod batch;
-pub mod checkpoint;
-pub mod commit_queue;
-pub mod dead_letter;
-pub mod engine;
-pub mod fetch_queue;
-pub mod offsets;
-pub mod query;
-pub mod results;
-pub mod sends;
 pub mod service;
+pub mod sinks;
 pub mod source;
-pub mod stats;
-pub mod table;
-pub mod watermark;
-pub mod window;
+pub mod sql;
+pub mod windows;
+
+pub use service::{Processor, ProcessorError};
+pub use sql::{QueryDefinition, QueryError};
+pub use windows::{ClosedWindow, EngineSettings, WindowEngine};

@@ -13,17 +13,14 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::batch::ConsumedBatch;
-use super::checkpoint;
-use super::commit_queue::CommitQueue;
-use super::dead_letter::{self, DeadLetter};
-use super::engine::{EngineSettings, Rejection, WindowEngine};
-use super::fetch_queue::FetchQueue;
-use super::query::QueryDefinition;
-use super::results::{ResultRecord, window_records};
-use super::sends::{Outgoing, PermanentSendError, Sends};
-use super::source::{OutcomeConsumer, Reassignment, create_consumer};
-use super::stats::ProcessorStats;
+use super::sinks::{
+    CommitQueue, DeadLetter, Outgoing, PermanentSendError, ResultRecord, Sends, window_records,
+};
+use super::source::{ConsumedBatch, FetchQueue, OutcomeConsumer, Reassignment, create_consumer};
+use super::sql::QueryDefinition;
+use super::windows::{EngineSettings, Rejection, WindowEngine, checkpoint};
+use crate::event::reasons;
+use crate::metrics::ProcessorStats;
 use crate::alerts::{AlertEvaluator, AlertRecord, AlertRule};
 use crate::config::Config;
 use crate::event::OutcomeEventView;
@@ -396,7 +393,7 @@ impl Processor {
             let (partition, offset) = (message.partition, message.offset);
             let decoded = match batch.payload(message) {
                 None | Some([]) => {
-                    Err((dead_letter::EMPTY, "the message has no payload".to_owned()))
+                    Err((reasons::EMPTY, "the message has no payload".to_owned()))
                 }
                 Some(bytes) => OutcomeEventView::from_json_slice(bytes)
                     .map_err(|err| (err.kind().as_str(), err.to_string()))
@@ -437,14 +434,14 @@ impl Processor {
                 let queries = rejected.queries.join(", ");
                 let (reason, detail) = match rejected.rejection {
                     Rejection::Late => (
-                        dead_letter::LATE,
+                        reasons::LATE,
                         format!(
                             "its window was emitted more than WINDOW_ALLOWED_LATENESS_MS ago in: \
                              {queries}"
                         ),
                     ),
                     Rejection::TooManyGroups => (
-                        dead_letter::TOO_MANY_GROUPS,
+                        reasons::TOO_MANY_GROUPS,
                         format!(
                             "its window already holds PROCESSOR_MAX_GROUPS_PER_WINDOW groups in: \
                              {queries}"
@@ -488,7 +485,10 @@ impl Processor {
                 }
             }
         }
-        alerts.extend(self.engine.quiet_alerts(&mut self.alerts));
+        for quiet in self.engine.quiet_windows() {
+            let records = self.alerts.observe_quiet(quiet.query, quiet.size, quiet.closed_through);
+            alerts.extend(records);
+        }
         self.alert_records(alerts);
         self.stats.set_watermark(self.engine.watermark());
         let (panes, groups) = self.engine.open_state();
@@ -698,11 +698,11 @@ fn reject_future(
     }
     let ahead = Duration::from_millis(time.saturating_sub(wall_now).unsigned_abs());
     Err((
-        dead_letter::FUTURE_TIMESTAMP,
+        reasons::FUTURE_TIMESTAMP,
         format!(
             "event time {} is {} ahead of the processor's clock, over WINDOW_MAX_FUTURE_MS \
              ({} ms): check the producer's clock",
-            super::results::millis_to_text(time),
+            crate::window::millis_to_text(time),
             humantime::format_duration(Duration::from_secs(ahead.as_secs())),
             horizon - wall_now
         ),

@@ -14,9 +14,9 @@ use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::metrics::Metrics;
-use feedback_pipeline::processor::query::QueryDefinition;
-use feedback_pipeline::processor::service::{Processor, ProcessorError};
-use feedback_pipeline::processor::stats::ProcessorStats;
+use feedback_pipeline::processor::QueryDefinition;
+use feedback_pipeline::processor::{Processor, ProcessorError};
+use feedback_pipeline::metrics::ProcessorStats;
 
 /// 2026-01-01T00:00:00Z: the events' event time starts here and spans 90 s.
 const BASE: i64 = 1_767_225_600_000;
@@ -339,7 +339,7 @@ fn batching_producer(servers: &str) -> FutureProducer {
 /// [`QUERY`]'s rows computed by a plain loop over `events`: result key → (n, total latency,
 /// failure rate).
 pub fn plain_loop(events: &[OutcomeEvent]) -> BTreeMap<String, (i64, f64, f64)> {
-    use feedback_pipeline::processor::results::millis_to_text;
+    use feedback_pipeline::window::millis_to_text;
     let mut sums: BTreeMap<String, (i64, f64, i64)> = BTreeMap::new();
     for event in events {
         let t = event.timestamp.timestamp_millis();

@@ -19,7 +19,7 @@ use foldhash::{HashMap, HashMapExt};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::processor::window::Millis;
+use crate::window::Millis;
 
 #[derive(Debug, Clone, Copy)]
 struct PartitionProgress {

@@ -9,8 +9,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, Stre
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 
-use super::fetch_queue::{QueueHandle, forward_partition};
-use super::stats::ProcessorStats;
+use super::forwarding::{QueueHandle, forward_partition};
+use crate::metrics::ProcessorStats;
 
 /// A partition assignment change the loop must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,8 +17,8 @@ use datafusion::logical_expr::Accumulator;
 use foldhash::{HashMap, HashMapExt, HashSet};
 
 use super::compile::{CompiledQuery, GroupKey};
-use crate::processor::table::{WINDOW_END, WINDOW_START};
-use crate::processor::window::{Millis, WindowBounds, WindowSpec};
+use super::table::{WINDOW_END, WINDOW_START};
+use crate::window::{Millis, WindowBounds, WindowSpec};
 
 type Accumulators = Vec<Box<dyn Accumulator>>;
 
@@ -452,8 +452,8 @@ mod tests {
 
     use super::*;
     use crate::event::OutcomeEvent;
-    use crate::processor::query::QueryDefinition;
-    use crate::processor::table::to_record_batch;
+    use crate::processor::sql::QueryDefinition;
+    use crate::processor::sql::table::to_record_batch;
 
     const MINUTE: Millis = 60_000;
 

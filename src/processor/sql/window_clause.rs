@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::processor::window::{Millis, WindowSpec};
+use crate::window::{Millis, WindowSpec};
 
 /// What the window clause said.
 #[derive(Debug, Clone, PartialEq, Eq)]

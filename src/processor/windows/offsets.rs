@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::processor::window::Millis;
+use crate::window::Millis;
 
 /// Per partition: runs of consumed offsets and the watermark that releases them.
 #[derive(Debug, Default)]

@@ -12,20 +12,7 @@ use prometheus::{
     Registry,
 };
 
-use super::dead_letter;
-
-/// Every dead-letter reason, so each series exists (at 0) from the start.
-const REASONS: [&str; 9] = [
-    "too_large",
-    "malformed_json",
-    "missing_field",
-    "wrong_type",
-    "invalid_value",
-    dead_letter::EMPTY,
-    dead_letter::LATE,
-    dead_letter::FUTURE_TIMESTAMP,
-    dead_letter::TOO_MANY_GROUPS,
-];
+use crate::event::reasons;
 
 /// What the processor has done so far.
 pub struct ProcessorStats {
@@ -125,7 +112,7 @@ impl ProcessorStats {
             ),
             &["reason"],
         )?;
-        for reason in REASONS {
+        for reason in reasons::ALL {
             dead_letters.with_label_values(&[reason]);
         }
         Ok(Self {
@@ -273,7 +260,7 @@ impl ProcessorStats {
     }
     pub(crate) fn add_dead_letter(&self, reason: &'static str) {
         self.dead_letters.with_label_values(&[reason]).inc();
-        if reason == dead_letter::LATE {
+        if reason == reasons::LATE {
             self.late.inc();
         }
     }
@@ -381,7 +368,7 @@ impl ProcessorStats {
             commit_failures: self.commit_failures.get(),
             rebalances: self.rebalances.get(),
             watermark_ms: self.watermark.get(),
-            dead_letters: REASONS
+            dead_letters: reasons::ALL
                 .iter()
                 .map(|&r| (r, self.dead_letters.with_label_values(&[r]).get()))
                 .filter(|&(_, n)| n > 0)

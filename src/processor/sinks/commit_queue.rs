@@ -18,7 +18,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::source::OutcomeConsumer;
+use crate::processor::source::OutcomeConsumer;
 
 /// Commits in flight, answered in the order they were made.
 pub struct CommitQueue {

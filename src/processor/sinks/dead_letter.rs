@@ -12,19 +12,11 @@ pub const TRUNCATED_PAYLOAD_BYTES: usize = 64 * 1024;
 /// Room left under the producer's message limit for the headers and record overhead.
 const RECORD_OVERHEAD_BYTES: usize = 8 * 1024;
 
-/// Reason of a late event.
-pub const LATE: &str = "late";
-/// Reason of a message with no payload.
-pub const EMPTY: &str = "empty_payload";
-/// Reason of an event that would open a group past `PROCESSOR_MAX_GROUPS_PER_WINDOW`.
-pub const TOO_MANY_GROUPS: &str = "too_many_groups";
-/// Reason of an event dated further ahead of the processor's clock than `WINDOW_MAX_FUTURE_MS`.
-pub const FUTURE_TIMESTAMP: &str = "future_timestamp";
 
 /// One rejected message.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
-    /// Stable reason: an [`crate::event::EventErrorKind`] name, `late` or `empty_payload`.
+    /// Stable reason: one of [`crate::event::reasons::ALL`].
     pub reason: &'static str,
     /// Human-readable detail (the field and problem, or the closed queries).
     pub detail: String,

@@ -1,5 +1,6 @@
 //! [`WindowEngine`]: decoded events in, closed windows out — every query's windows, the
-//! watermark, late-event detection and the offsets that are safe to commit. No I/O here.
+//! watermark, late-event detection and the offsets that are safe to commit. No I/O here;
+//! the loop hands what closes to the sinks and the alerts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,13 +10,24 @@ use datafusion::arrow::array::{BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::error::Result;
 
-use crate::alerts::{AlertEvaluator, AlertRecord};
+use super::offsets::OffsetTracker;
+use super::watermark::WatermarkTracker;
+use super::windowed_query::{CloseBounds, WindowResult, WindowedQuery};
 use crate::event::{OutcomeEvent, OutcomeEventView};
-use crate::processor::offsets::OffsetTracker;
-use crate::processor::query::{CloseBounds, QueryDefinition, WindowResult, WindowedQuery};
-use crate::processor::table::{self, ColumnSet};
-use crate::processor::watermark::WatermarkTracker;
-use crate::processor::window::Millis;
+use crate::processor::sql::QueryDefinition;
+use crate::processor::sql::table::{self, ColumnSet};
+use crate::window::Millis;
+
+/// How far a query's windows are closed, for judging the ones without rows.
+#[derive(Debug, Clone, Copy)]
+pub struct QuietWindow<'a> {
+    /// The query.
+    pub query: &'a str,
+    /// Its window size, ms.
+    pub size: Millis,
+    /// Windows ending at or before this are closed.
+    pub closed_through: Millis,
+}
 
 /// Event-time settings.
 #[derive(Debug, Clone, Copy)]
@@ -362,20 +374,19 @@ impl WindowEngine {
             .is_some_and(|&until| offset < until)
     }
 
-    /// Lets `alerts` treat windows that closed with no rows at all as clear.
-    pub fn quiet_alerts(&self, alerts: &mut AlertEvaluator) -> Vec<AlertRecord> {
+    /// Per query, how far its windows count as closed for alerts, rows or not: a window with
+    /// no rows at all is clear.
+    pub fn quiet_windows(&self) -> Vec<QuietWindow<'_>> {
         // Early: a quiet system's windows close by the clock, and so do its alerts.
         let watermark = self.watermark.early_watermark();
-        let mut records = Vec::new();
-        for (query, grace) in &self.queries {
-            let spec = query.definition().spec();
-            records.extend(alerts.observe_quiet(
-                &query.definition().name,
-                spec.size,
-                watermark.saturating_sub(*grace),
-            ));
-        }
-        records
+        self.queries
+            .iter()
+            .map(|(query, grace)| QuietWindow {
+                query: query.definition().name.as_str(),
+                size: query.definition().spec().size,
+                closed_through: watermark.saturating_sub(*grace),
+            })
+            .collect()
     }
 
     /// The next offset to read of each partition seen.

@@ -5,10 +5,10 @@
 //! allocates, and reads the clock several times: at the processor's rates that was about a
 //! sixth of its loop. `rd_kafka_consume_batch_queue` takes up to a batch under one call. It
 //! is only safe on a queue that holds nothing but messages, so each assigned partition's
-//! fetch queue is forwarded here (see [`forward_partition`]) while rebalances, statistics and
+//! fetch queue is forwarded here (see [`super::forwarding`]) while rebalances, statistics and
 //! errors stay on the consumer's own queue, served by its `recv`.
 
-use std::ffi::{CString, c_void};
+use std::ffi::c_void;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -19,19 +19,11 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::Notify;
 
 use super::batch::ConsumedBatch;
-use super::source::OutcomeConsumer;
+use super::consumer::OutcomeConsumer;
+use super::forwarding::QueueHandle;
 
 /// Messages taken from librdkafka per call.
 const CHUNK: usize = 1024;
-
-/// A librdkafka queue handle. librdkafka's queues are thread-safe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueHandle(NonNull<rdsys::rd_kafka_queue_t>);
-
-// SAFETY: librdkafka locks its queues internally; the handle is a pointer to one.
-unsafe impl Send for QueueHandle {}
-// SAFETY: as above.
-unsafe impl Sync for QueueHandle {}
 
 /// The processor's message queue, made on (and keeping alive) its consumer.
 pub struct FetchQueue {
@@ -165,32 +157,4 @@ impl Drop for FetchQueue {
 unsafe fn bytes<'a>(ptr: *mut c_void, len: usize) -> Option<&'a [u8]> {
     // SAFETY: caller's contract.
     (!ptr.is_null()).then(|| unsafe { std::slice::from_raw_parts(ptr as *const u8, len) })
-}
-
-/// Forwards the fetch queue of `partition` of `topic` to `queue`. librdkafka keeps an
-/// application's forwarding when it starts fetching a partition, but drops it when it stops,
-/// so this is done on every assignment, before fetching starts.
-///
-/// # Safety
-/// `rk` must be the live consumer handle `queue` was made on, and `queue` live.
-pub(super) unsafe fn forward_partition(
-    rk: *mut rdsys::rd_kafka_t,
-    queue: QueueHandle,
-    topic: &str,
-    partition: i32,
-) {
-    let Ok(topic) = CString::new(topic) else {
-        return;
-    };
-    // SAFETY: `rk` is live; the returned handle is released right after forwarding (the
-    // forwarding itself stays until librdkafka stops fetching the partition).
-    unsafe {
-        let source = rdsys::rd_kafka_queue_get_partition(rk, topic.as_ptr(), partition);
-        if source.is_null() {
-            tracing::warn!(partition, "no fetch queue for the partition");
-            return;
-        }
-        rdsys::rd_kafka_queue_forward(source, queue.0.as_ptr());
-        rdsys::rd_kafka_queue_destroy(source);
-    }
 }

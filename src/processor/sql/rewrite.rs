@@ -10,7 +10,7 @@ use datafusion::sql::sqlparser::ast::{
     FunctionArguments, Ident, ObjectNamePart, Statement, Value, visit_expressions_mut,
 };
 
-use crate::processor::table::{WINDOW_END, WINDOW_START};
+use super::table::{WINDOW_END, WINDOW_START};
 
 /// Applies the rewrites to `statement` in place.
 pub fn rewrite_statement(statement: &mut Statement) -> Result<(), String> {

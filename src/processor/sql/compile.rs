@@ -20,7 +20,7 @@ use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 
-use crate::processor::table::{WINDOW_END, WINDOW_START};
+use super::table::{WINDOW_END, WINDOW_START};
 
 /// A row step before the aggregate.
 pub enum RowStep {

@@ -14,7 +14,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use super::stats::ProcessorStats;
+use crate::metrics::ProcessorStats;
 
 /// How long librdkafka may try one record before it reports a failure.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
