@@ -3,12 +3,8 @@
 //! `BENCH_ARGS="--events 2000000 --runs 3"`; the broker is `KAFKA_BOOTSTRAP_SERVERS` (unset:
 //! the in-process mock cluster).
 
-#[path = "../src/cli/bench.rs"]
+#[path = "../src/cli/bench/mod.rs"]
 mod bench;
-#[path = "../src/cli/bench_dispatch.rs"]
-mod bench_dispatch;
-#[path = "../src/cli/bench_processor.rs"]
-mod bench_processor;
 
 use clap::Parser;
 

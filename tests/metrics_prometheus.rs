@@ -21,8 +21,8 @@ use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::metrics::CONTENT_TYPE;
-use feedback_pipeline::processor::QueryDefinition;
 use feedback_pipeline::processor::Processor;
+use feedback_pipeline::processor::QueryDefinition;
 
 /// Debian's Prometheus (`apt-get install prometheus`), or `PROMETHEUS_BIN`.
 fn prometheus_binary(name: &str) -> PathBuf {

@@ -10,8 +10,8 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
-use feedback_pipeline::processor::{ClosedWindow, EngineSettings, WindowEngine};
 use feedback_pipeline::processor::QueryDefinition;
+use feedback_pipeline::processor::{ClosedWindow, EngineSettings, WindowEngine};
 
 const MINUTE: i64 = 60_000;
 const BASE: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z

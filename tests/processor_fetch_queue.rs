@@ -22,12 +22,12 @@ use common::windows::start;
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::OutcomeEvent;
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
+use feedback_pipeline::metrics::ProcessorStats;
+use feedback_pipeline::processor::Processor;
+use feedback_pipeline::processor::QueryDefinition;
 use feedback_pipeline::processor::source::ConsumedBatch;
 use feedback_pipeline::processor::source::FetchQueue;
-use feedback_pipeline::processor::QueryDefinition;
-use feedback_pipeline::processor::Processor;
 use feedback_pipeline::processor::source::{OutcomeConsumer, create_consumer};
-use feedback_pipeline::metrics::ProcessorStats;
 
 const TOPIC: &str = "fetch-queue";
 const GROUP: &str = "fetch-queue-group";

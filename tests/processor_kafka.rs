@@ -19,8 +19,8 @@ use common::windows::start;
 use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
-use feedback_pipeline::processor::QueryDefinition;
 use feedback_pipeline::processor::Processor;
+use feedback_pipeline::processor::QueryDefinition;
 
 const BASE: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const WINDOW: i64 = 10_000;

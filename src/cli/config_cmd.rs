@@ -17,7 +17,7 @@ pub enum ConfigCommand {
 pub fn execute(command: ConfigCommand) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         ConfigCommand::Check => {
-            let config = super::load_config()?;
+            let config = super::settings::load_config()?;
             println!("{config:#?}");
         }
         ConfigCommand::EnvExample => print!("{}", vars::env_example()),

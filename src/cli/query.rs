@@ -10,9 +10,9 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use feedback_pipeline::config::Config;
 use feedback_pipeline::event::OutcomeEvent;
-use feedback_pipeline::processor::{EngineSettings, WindowEngine};
 use feedback_pipeline::processor::QueryDefinition;
 use feedback_pipeline::processor::sinks::window_records;
+use feedback_pipeline::processor::{EngineSettings, WindowEngine};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -10,8 +10,8 @@ use feedback_pipeline::alerts::rules::{check_rules, load_rules};
 use feedback_pipeline::config::Config;
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::metrics::server;
-use feedback_pipeline::processor::QueryDefinition;
 use feedback_pipeline::processor::Processor;
+use feedback_pipeline::processor::QueryDefinition;
 
 /// Runs the processor until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {

@@ -19,12 +19,12 @@ use super::sinks::{
 use super::source::{ConsumedBatch, FetchQueue, OutcomeConsumer, Reassignment, create_consumer};
 use super::sql::QueryDefinition;
 use super::windows::{EngineSettings, Rejection, WindowEngine, checkpoint};
-use crate::event::reasons;
-use crate::metrics::ProcessorStats;
 use crate::alerts::{AlertEvaluator, AlertRecord, AlertRule};
 use crate::config::Config;
 use crate::event::OutcomeEventView;
+use crate::event::reasons;
 use crate::metrics::Metrics;
+use crate::metrics::ProcessorStats;
 use crate::metrics::server::Readiness;
 
 /// Messages read per batch at most.
@@ -392,9 +392,7 @@ impl Processor {
         for (index, message) in batch.messages().iter().enumerate() {
             let (partition, offset) = (message.partition, message.offset);
             let decoded = match batch.payload(message) {
-                None | Some([]) => {
-                    Err((reasons::EMPTY, "the message has no payload".to_owned()))
-                }
+                None | Some([]) => Err((reasons::EMPTY, "the message has no payload".to_owned())),
                 Some(bytes) => OutcomeEventView::from_json_slice(bytes)
                     .map_err(|err| (err.kind().as_str(), err.to_string()))
                     .and_then(|event| reject_future(event, wall_now, horizon)),
@@ -486,7 +484,9 @@ impl Processor {
             }
         }
         for quiet in self.engine.quiet_windows() {
-            let records = self.alerts.observe_quiet(quiet.query, quiet.size, quiet.closed_through);
+            let records = self
+                .alerts
+                .observe_quiet(quiet.query, quiet.size, quiet.closed_through);
             alerts.extend(records);
         }
         self.alert_records(alerts);

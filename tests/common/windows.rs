@@ -14,9 +14,9 @@ use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::metrics::Metrics;
+use feedback_pipeline::metrics::ProcessorStats;
 use feedback_pipeline::processor::QueryDefinition;
 use feedback_pipeline::processor::{Processor, ProcessorError};
-use feedback_pipeline::metrics::ProcessorStats;
 
 /// 2026-01-01T00:00:00Z: the events' event time starts here and spans 90 s.
 const BASE: i64 = 1_767_225_600_000;

@@ -12,7 +12,6 @@ pub const TRUNCATED_PAYLOAD_BYTES: usize = 64 * 1024;
 /// Room left under the producer's message limit for the headers and record overhead.
 const RECORD_OVERHEAD_BYTES: usize = 8 * 1024;
 
-
 /// One rejected message.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {

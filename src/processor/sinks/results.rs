@@ -74,4 +74,3 @@ fn key_columns(rows: &RecordBatch) -> Vec<usize> {
         .map(|(i, _)| i)
         .collect()
 }
-

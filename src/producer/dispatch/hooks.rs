@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::event::OutcomeEvent;
 use crate::producer::agent::ActionContext;
 
-use super::DispatchResult;
+use super::request::DispatchResult;
 
 /// A hook's error; any error type converts into it.
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;

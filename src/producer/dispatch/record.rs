@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::event::{EventError, OutcomeEvent, OutcomeStatus};
 use crate::producer::agent::LlmUsage;
 
-use super::DispatchError;
+use super::request::DispatchError;
 
 /// What is known about a run before its outcome.
 pub(crate) struct RunInfo<'a> {

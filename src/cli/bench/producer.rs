@@ -1,36 +1,22 @@
 //! `feedback-pipeline bench producer`: events per second through `FeedbackPipeline` to the
-//! broker and acknowledged, against a bare rdkafka producer sending the same payloads. The
-//! other benchmarks (`processor`, `cluster`, `dispatch`) live in bench_processor.rs and
-//! bench_dispatch.rs.
+//! broker and acknowledged, against a bare rdkafka producer sending the same payloads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use clap::{Args, Subcommand};
-use rdkafka::ClientContext;
+use clap::Args;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use feedback_pipeline::config::Config;
 use feedback_pipeline::kafka::{EmbeddedCluster, TopicSpec};
 use feedback_pipeline::producer::{FeedbackPipeline, PipelineOptions};
 use feedback_pipeline::simulate::Fleet;
 
-/// Benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Producer throughput: FeedbackPipeline vs a bare rdkafka producer on the same broker.
-    Producer(ProducerBenchArgs),
-    /// Processor throughput (vs a bare consumer) and peak memory.
-    Processor(super::bench_processor::ProcessorBenchArgs),
-    /// Host a mock cluster for a benchmark in another process.
-    Cluster(super::bench_processor::ClusterArgs),
-    /// Time dispatch adds over calling a no-op agent directly.
-    Dispatch(super::bench_dispatch::DispatchBenchArgs),
-}
+use super::measure::{CountingContext, median};
 
 /// Options of `bench producer`.
 #[derive(Debug, Args)]
@@ -43,20 +29,8 @@ pub struct ProducerBenchArgs {
     runs: usize,
 }
 
-/// Runs a benchmark.
-pub async fn execute(
-    config: Config,
-    command: BenchCommand,
-) -> Result<(), Box<dyn std::error::Error>> {
-    match command {
-        BenchCommand::Producer(args) => producer(config, args).await,
-        BenchCommand::Processor(args) => super::bench_processor::processor(config, args).await,
-        BenchCommand::Cluster(args) => super::bench_processor::cluster(args).await,
-        BenchCommand::Dispatch(args) => super::bench_dispatch::dispatch(args).await,
-    }
-}
-
-async fn producer(
+/// Runs `bench producer`.
+pub async fn producer(
     mut config: Config,
     args: ProducerBenchArgs,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -140,21 +114,6 @@ fn pipeline_run(
     Ok(events.len() as f64 / elapsed.as_secs_f64())
 }
 
-/// Counts acknowledged deliveries.
-pub(super) struct CountingContext(pub(super) Arc<AtomicU64>);
-
-impl ClientContext for CountingContext {}
-
-impl ProducerContext for CountingContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if result.is_ok() {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Sends pre-encoded payloads with a bare ThreadedProducer and waits for every ack.
 fn bare_run(
     config: &rdkafka::ClientConfig,
@@ -182,12 +141,6 @@ fn bare_run(
         return Err("bare run incomplete".into());
     }
     Ok(payloads.len() as f64 / elapsed.as_secs_f64())
-}
-
-/// The median (upper for an even count).
-pub(super) fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {

@@ -16,10 +16,10 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use feedback_pipeline::config::Config;
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{EmbeddedCluster, TopicSpec};
-use feedback_pipeline::processor::QueryDefinition;
 use feedback_pipeline::processor::Processor;
+use feedback_pipeline::processor::QueryDefinition;
 
-use super::bench::{CountingContext, median};
+use super::measure::{CountingContext, median};
 
 /// Options of `bench processor`.
 #[derive(Debug, Args)]

@@ -14,7 +14,7 @@ use feedback_pipeline::producer::{
 };
 use feedback_pipeline::simulate::NoopAgent;
 
-use super::bench::median;
+use super::measure::median;
 
 /// Options of `bench dispatch`.
 #[derive(Debug, Args)]

@@ -1,0 +1,10 @@
+//! `feedback-pipeline bench`: end-to-end benchmarks that print medians and ratios against a
+//! bare rdkafka client on the same broker.
+
+mod command;
+mod dispatch;
+mod measure;
+mod processor;
+mod producer;
+
+pub use command::{BenchCommand, execute};
