@@ -15,7 +15,7 @@ use datafusion::common::{DFSchema, DataFusionError, Result};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::simplify::SimplifyContext;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::{Aggregate, Expr, Limit, LogicalPlan, Projection, Sort};
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
@@ -116,194 +116,227 @@ fn physical(
     )
 }
 
+/// A projection's expressions, planned against its input, with its output schema.
+fn projection_step(
+    projection: &Projection,
+    props: &ExecutionProps,
+) -> Result<(Vec<Arc<dyn PhysicalExpr>>, SchemaRef)> {
+    let input = projection.input.schema();
+    let exprs = projection
+        .expr
+        .iter()
+        .map(|e| physical(e, input, props))
+        .collect::<Result<_>>()?;
+    Ok((exprs, Arc::new(projection.schema.as_arrow().clone())))
+}
+
+/// The steps above the aggregate (innermost first) and the aggregate itself.
+fn split_above<'a>(
+    plan: &'a LogicalPlan,
+    props: &ExecutionProps,
+) -> Result<(&'a Aggregate, Vec<ResultStep>)> {
+    let mut result_steps = Vec::new();
+    let mut node = plan;
+    let aggregate = loop {
+        match node {
+            LogicalPlan::Aggregate(aggregate) => break aggregate,
+            LogicalPlan::Projection(projection) => {
+                let (exprs, schema) = projection_step(projection, props)?;
+                result_steps.push(ResultStep::Project(exprs, schema));
+                node = &projection.input;
+            }
+            LogicalPlan::Filter(filter) => {
+                let predicate = physical(&filter.predicate, filter.input.schema(), props)?;
+                result_steps.push(ResultStep::Filter(predicate));
+                node = &filter.input;
+            }
+            LogicalPlan::Sort(sort) => {
+                result_steps.extend(sort_steps(sort, props)?);
+                node = &sort.input;
+            }
+            LogicalPlan::Limit(limit) => {
+                result_steps.push(limit_step(limit)?);
+                node = &limit.input;
+            }
+            LogicalPlan::SubqueryAlias(alias) => node = &alias.input,
+            other => {
+                return Err(plan_error(format!(
+                    "a window query is one SELECT with GROUP BY or aggregate functions over agent_outcomes; found {} above the aggregate",
+                    other.display()
+                )));
+            }
+        }
+    };
+    result_steps.reverse();
+    Ok((aggregate, result_steps))
+}
+
+/// An ORDER BY, then its fetch if it has one (as the plan reads from the top: limit first).
+fn sort_steps(sort: &Sort, props: &ExecutionProps) -> Result<Vec<ResultStep>> {
+    let input = sort.input.schema();
+    let keys = sort
+        .expr
+        .iter()
+        .map(|s| Ok((physical(&s.expr, input, props)?, !s.asc, s.nulls_first)))
+        .collect::<Result<_>>()?;
+    let mut steps = vec![ResultStep::Sort(keys)];
+    if let Some(fetch) = sort.fetch {
+        steps.push(ResultStep::Limit {
+            skip: 0,
+            fetch: Some(fetch),
+        });
+    }
+    Ok(steps)
+}
+
+/// A LIMIT/OFFSET with literal numbers.
+fn limit_step(limit: &Limit) -> Result<ResultStep> {
+    use datafusion::logical_expr::{FetchType, SkipType};
+    let skip = match limit.get_skip_type()? {
+        SkipType::Literal(n) => n,
+        SkipType::UnsupportedExpr => return Err(plan_error("OFFSET must be a number")),
+    };
+    let fetch = match limit.get_fetch_type()? {
+        FetchType::Literal(n) => n,
+        FetchType::UnsupportedExpr => return Err(plan_error("LIMIT must be a number")),
+    };
+    Ok(ResultStep::Limit { skip, fetch })
+}
+
+/// The filters and projections between the table scan and the aggregate, innermost first.
+fn split_below(mut below: &LogicalPlan, props: &ExecutionProps) -> Result<Vec<RowStep>> {
+    let mut row_steps = Vec::new();
+    loop {
+        match below {
+            LogicalPlan::TableScan(_) => break,
+            LogicalPlan::Filter(filter) => {
+                if uses_window(&filter.predicate).0 {
+                    return Err(plan_error(
+                        "WHERE cannot use WINDOWSTART/WINDOWEND (use HAVING)",
+                    ));
+                }
+                let predicate = physical(&filter.predicate, filter.input.schema(), props)?;
+                row_steps.push(RowStep::Filter(predicate));
+                below = &filter.input;
+            }
+            LogicalPlan::Projection(projection) => {
+                if projection.expr.iter().any(|e| uses_window(e).0) {
+                    return Err(plan_error(
+                        "WINDOWSTART/WINDOWEND can only be selected or grouped by",
+                    ));
+                }
+                let (exprs, schema) = projection_step(projection, props)?;
+                row_steps.push(RowStep::Project(exprs, schema));
+                below = &projection.input;
+            }
+            LogicalPlan::SubqueryAlias(alias) => below = &alias.input,
+            other => {
+                return Err(plan_error(format!(
+                    "a window query reads agent_outcomes directly; found {}",
+                    other.display()
+                )));
+            }
+        }
+    }
+    row_steps.reverse();
+    Ok(row_steps)
+}
+
+/// The aggregate's group keys, split into those from events and those from window bounds.
+struct GroupKeys {
+    data: Vec<Arc<dyn PhysicalExpr>>,
+    window: Vec<Arc<dyn PhysicalExpr>>,
+    order: Vec<GroupKey>,
+}
+
+fn group_keys(aggregate: &Aggregate, props: &ExecutionProps) -> Result<GroupKeys> {
+    let input_schema = aggregate.input.schema();
+    let mut keys = GroupKeys {
+        data: Vec::new(),
+        window: Vec::new(),
+        order: Vec::new(),
+    };
+    for expr in &aggregate.group_expr {
+        if matches!(expr, Expr::GroupingSet(_)) {
+            return Err(plan_error(
+                "GROUPING SETS, CUBE and ROLLUP are not supported in window queries",
+            ));
+        }
+        match uses_window(expr) {
+            (true, true) => {
+                return Err(plan_error(format!(
+                    "group key `{expr}` mixes window bounds and event columns; group by them separately"
+                )));
+            }
+            (true, false) => {
+                keys.order.push(GroupKey::Window(keys.window.len()));
+                keys.window.push(physical(expr, input_schema, props)?);
+            }
+            (false, _) => {
+                keys.order.push(GroupKey::Data(keys.data.len()));
+                keys.data.push(physical(expr, input_schema, props)?);
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// The aggregate functions, lowered to DataFusion's accumulators with their FILTER.
+fn aggregate_functions(
+    aggregate: &Aggregate,
+    arrow_input: &SchemaRef,
+    props: &ExecutionProps,
+) -> Result<Vec<FilteredAggregate>> {
+    let input_schema = aggregate.input.schema();
+    let mut aggregates = Vec::new();
+    for expr in &aggregate.aggr_expr {
+        if uses_window(expr).0 {
+            return Err(plan_error(format!(
+                "aggregate `{expr}` cannot read WINDOWSTART/WINDOWEND"
+            )));
+        }
+        let planning = PhysicalPlanningContext::default();
+        let simplified = simplify(expr, input_schema)?;
+        let lowered =
+            LoweredAggregateBuilder::new(&simplified, input_schema, arrow_input, props, &planning)
+                .build()?;
+        if !lowered.order_bys.is_empty() {
+            return Err(plan_error(format!(
+                "aggregate `{expr}`: ORDER BY inside an aggregate is not supported in window queries"
+            )));
+        }
+        aggregates.push((lowered.aggregate, lowered.filter));
+    }
+    Ok(aggregates)
+}
+
 impl CompiledQuery {
     /// Splits an analyzed logical plan; errors say what shape a window query must have.
     pub fn new(plan: &LogicalPlan, props: &ExecutionProps) -> Result<Self> {
-        let output = Arc::new(plan.schema().as_arrow().clone());
-        let mut result_steps = Vec::new();
-        let mut node = plan;
-        let aggregate = loop {
-            match node {
-                LogicalPlan::Aggregate(aggregate) => break aggregate,
-                LogicalPlan::Projection(projection) => {
-                    let input = projection.input.schema();
-                    let exprs = projection
-                        .expr
-                        .iter()
-                        .map(|e| physical(e, input, props))
-                        .collect::<Result<_>>()?;
-                    result_steps.push(ResultStep::Project(
-                        exprs,
-                        Arc::new(projection.schema.as_arrow().clone()),
-                    ));
-                    node = &projection.input;
-                }
-                LogicalPlan::Filter(filter) => {
-                    let predicate = physical(&filter.predicate, filter.input.schema(), props)?;
-                    result_steps.push(ResultStep::Filter(predicate));
-                    node = &filter.input;
-                }
-                LogicalPlan::Sort(sort) => {
-                    let input = sort.input.schema();
-                    let keys = sort
-                        .expr
-                        .iter()
-                        .map(|s| Ok((physical(&s.expr, input, props)?, !s.asc, s.nulls_first)))
-                        .collect::<Result<_>>()?;
-                    result_steps.push(ResultStep::Sort(keys));
-                    if let Some(fetch) = sort.fetch {
-                        result_steps.push(ResultStep::Limit {
-                            skip: 0,
-                            fetch: Some(fetch),
-                        });
-                    }
-                    node = &sort.input;
-                }
-                LogicalPlan::Limit(limit) => {
-                    use datafusion::logical_expr::{FetchType, SkipType};
-                    let skip = match limit.get_skip_type()? {
-                        SkipType::Literal(n) => n,
-                        SkipType::UnsupportedExpr => {
-                            return Err(plan_error("OFFSET must be a number"));
-                        }
-                    };
-                    let fetch = match limit.get_fetch_type()? {
-                        FetchType::Literal(n) => n,
-                        FetchType::UnsupportedExpr => {
-                            return Err(plan_error("LIMIT must be a number"));
-                        }
-                    };
-                    result_steps.push(ResultStep::Limit { skip, fetch });
-                    node = &limit.input;
-                }
-                LogicalPlan::SubqueryAlias(alias) => node = &alias.input,
-                other => {
-                    return Err(plan_error(format!(
-                        "a window query is one SELECT with GROUP BY or aggregate functions over agent_outcomes; found {} above the aggregate",
-                        other.display()
-                    )));
-                }
-            }
-        };
-        result_steps.reverse();
-
-        let mut row_steps = Vec::new();
-        let mut below = aggregate.input.as_ref();
-        loop {
-            match below {
-                LogicalPlan::TableScan(_) => break,
-                LogicalPlan::Filter(filter) => {
-                    if uses_window(&filter.predicate).0 {
-                        return Err(plan_error(
-                            "WHERE cannot use WINDOWSTART/WINDOWEND (use HAVING)",
-                        ));
-                    }
-                    row_steps.push(RowStep::Filter(physical(
-                        &filter.predicate,
-                        filter.input.schema(),
-                        props,
-                    )?));
-                    below = &filter.input;
-                }
-                LogicalPlan::Projection(projection) => {
-                    if projection.expr.iter().any(|e| uses_window(e).0) {
-                        return Err(plan_error(
-                            "WINDOWSTART/WINDOWEND can only be selected or grouped by",
-                        ));
-                    }
-                    let input = projection.input.schema();
-                    let exprs = projection
-                        .expr
-                        .iter()
-                        .map(|e| physical(e, input, props))
-                        .collect::<Result<_>>()?;
-                    row_steps.push(RowStep::Project(
-                        exprs,
-                        Arc::new(projection.schema.as_arrow().clone()),
-                    ));
-                    below = &projection.input;
-                }
-                LogicalPlan::SubqueryAlias(alias) => below = &alias.input,
-                other => {
-                    return Err(plan_error(format!(
-                        "a window query reads agent_outcomes directly; found {}",
-                        other.display()
-                    )));
-                }
-            }
-        }
-        row_steps.reverse();
-
-        let input_schema = aggregate.input.schema();
-        let mut data_keys = Vec::new();
-        let mut window_keys = Vec::new();
-        let mut key_order = Vec::new();
-        for expr in &aggregate.group_expr {
-            if matches!(expr, Expr::GroupingSet(_)) {
-                return Err(plan_error(
-                    "GROUPING SETS, CUBE and ROLLUP are not supported in window queries",
-                ));
-            }
-            match uses_window(expr) {
-                (true, true) => {
-                    return Err(plan_error(format!(
-                        "group key `{expr}` mixes window bounds and event columns; group by them separately"
-                    )));
-                }
-                (true, false) => {
-                    key_order.push(GroupKey::Window(window_keys.len()));
-                    window_keys.push(physical(expr, input_schema, props)?);
-                }
-                (false, _) => {
-                    key_order.push(GroupKey::Data(data_keys.len()));
-                    data_keys.push(physical(expr, input_schema, props)?);
-                }
-            }
-        }
-        let partition_aligned = aggregate
-            .group_expr
-            .iter()
-            .any(|expr| matches!(expr, Expr::Column(column) if column.name == PARTITION_KEY));
-        let arrow_input = Arc::new(input_schema.as_arrow().clone());
-        let mut aggregates = Vec::new();
-        for expr in &aggregate.aggr_expr {
-            if uses_window(expr).0 {
-                return Err(plan_error(format!(
-                    "aggregate `{expr}` cannot read WINDOWSTART/WINDOWEND"
-                )));
-            }
-            let planning = PhysicalPlanningContext::default();
-            let simplified = simplify(expr, input_schema)?;
-            let lowered = LoweredAggregateBuilder::new(
-                &simplified,
-                input_schema,
-                &arrow_input,
-                props,
-                &planning,
-            )
-            .build()?;
-            if !lowered.order_bys.is_empty() {
-                return Err(plan_error(format!(
-                    "aggregate `{expr}`: ORDER BY inside an aggregate is not supported in window queries"
-                )));
-            }
-            aggregates.push((lowered.aggregate, lowered.filter));
-        }
+        let (aggregate, result_steps) = split_above(plan, props)?;
+        let row_steps = split_below(&aggregate.input, props)?;
+        let keys = group_keys(aggregate, props)?;
+        let arrow_input = Arc::new(aggregate.input.schema().as_arrow().clone());
+        let aggregates = aggregate_functions(aggregate, &arrow_input, props)?;
         if aggregates.is_empty() && aggregate.group_expr.is_empty() {
             return Err(plan_error(
                 "a window query needs GROUP BY or an aggregate function",
             ));
         }
+        let partition_aligned = aggregate
+            .group_expr
+            .iter()
+            .any(|expr| matches!(expr, Expr::Column(column) if column.name == PARTITION_KEY));
         Ok(Self {
             row_steps,
-            data_keys,
-            window_keys,
-            key_order,
+            data_keys: keys.data,
+            window_keys: keys.window,
+            key_order: keys.order,
             aggregates,
             aggregate_input: arrow_input,
             aggregate_output: Arc::new(aggregate.schema.as_arrow().clone()),
             result_steps,
-            output,
+            output: Arc::new(plan.schema().as_arrow().clone()),
             partition_aligned,
         })
     }

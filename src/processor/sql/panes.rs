@@ -171,58 +171,12 @@ impl PaneStore {
         if batch.num_rows() == 0 {
             return Ok(Vec::new());
         }
-        let rows = batch.num_rows();
-        // Group row indices by encoded key.
-        let mut groups: HashMap<Box<[u8]>, Vec<u32>> = HashMap::new();
-        match &self.converter {
-            Some(converter) => {
-                let keys = query
-                    .data_keys
-                    .iter()
-                    .map(|key| key.evaluate(batch)?.into_array(rows))
-                    .collect::<Result<Vec<_>>>()?;
-                let encoded = converter.convert_columns(&keys)?;
-                for (index, row) in encoded.iter().enumerate() {
-                    let key = row.as_ref();
-                    match groups.get_mut(key) {
-                        Some(indices) => indices.push(index as u32),
-                        None => {
-                            groups.insert(key.into(), vec![index as u32]);
-                        }
-                    }
-                }
-            }
-            None => {
-                groups.insert(Box::default(), (0..rows as u32).collect());
-            }
-        }
-        // Aggregate arguments and FILTER masks, once per batch.
-        let inputs = query
-            .aggregates
-            .iter()
-            .map(|(function, mask)| {
-                let args = function
-                    .expressions()
-                    .iter()
-                    .map(|e| e.evaluate(batch)?.into_array(rows))
-                    .collect::<Result<Vec<_>>>()?;
-                let mask = mask
-                    .as_ref()
-                    .map(|m| m.evaluate(batch)?.into_array(rows))
-                    .transpose()?;
-                Ok((args, mask))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let groups = self.group_rows(query, batch)?;
+        let inputs = aggregate_inputs(query, batch)?;
         let held = self.groups_per_pane.entry(pane.0).or_default();
         let pane = self.panes.entry(pane).or_default();
         let single_group = groups.len() == 1;
         let mut refused = Vec::new();
-        // In the order of each group's first row, so the groups a full pane admits are the
-        // first ones the events name.
-        let mut groups: Vec<_> = groups.into_iter().collect();
-        if groups.len() > 1 {
-            groups.sort_unstable_by_key(|(_, indices)| indices[0]);
-        }
         for (key, indices) in groups {
             if let Some(touched) = touched.as_deref_mut()
                 && (pane.groups.contains_key(&key) || *held < self.max_groups)
@@ -240,33 +194,45 @@ impl PaneStore {
                     slot.insert(GroupState::Open(new_accumulators(query)?))
                 }
             };
-            let accumulators = group.open(query)?;
-            let indices = UInt32Array::from(indices);
-            for ((args, mask), accumulator) in inputs.iter().zip(accumulators.iter_mut()) {
-                let mut args: Vec<ArrayRef> = if single_group {
-                    args.clone()
-                } else {
-                    args.iter()
-                        .map(|a| take(a.as_ref(), &indices, None))
-                        .collect::<std::result::Result<_, _>>()?
-                };
-                if let Some(mask) = mask {
-                    let mask = if single_group {
-                        Arc::clone(mask)
-                    } else {
-                        take(mask.as_ref(), &indices, None)?
-                    };
-                    let mask: &BooleanArray = mask.as_boolean();
-                    args = args
-                        .iter()
-                        .map(|a| filter(a.as_ref(), mask))
-                        .collect::<std::result::Result<_, _>>()?;
-                }
-                accumulator.update_batch(&args)?;
-            }
+            let indices = (!single_group).then(|| UInt32Array::from(indices));
+            update_group(group.open(query)?, &inputs, indices.as_ref())?;
         }
         refused.sort_unstable();
         Ok(refused)
+    }
+
+    /// The rows of `batch` by encoded group key, in the order of each group's first row (so
+    /// the groups a full pane admits are the first ones the events name).
+    fn group_rows(
+        &self,
+        query: &CompiledQuery,
+        batch: &RecordBatch,
+    ) -> Result<Vec<(Box<[u8]>, Vec<u32>)>> {
+        let rows = batch.num_rows();
+        let Some(converter) = &self.converter else {
+            return Ok(vec![(Box::default(), (0..rows as u32).collect())]);
+        };
+        let keys = query
+            .data_keys
+            .iter()
+            .map(|key| key.evaluate(batch)?.into_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        let encoded = converter.convert_columns(&keys)?;
+        let mut groups: HashMap<Box<[u8]>, Vec<u32>> = HashMap::new();
+        for (index, row) in encoded.iter().enumerate() {
+            let key = row.as_ref();
+            match groups.get_mut(key) {
+                Some(indices) => indices.push(index as u32),
+                None => {
+                    groups.insert(key.into(), vec![index as u32]);
+                }
+            }
+        }
+        let mut groups: Vec<_> = groups.into_iter().collect();
+        if groups.len() > 1 {
+            groups.sort_unstable_by_key(|(_, indices)| indices[0]);
+        }
+        Ok(groups)
     }
 
     /// Merges the panes of `window` (of the partitions `include` accepts) and evaluates the
@@ -373,6 +339,58 @@ impl PaneStore {
     pub fn partitions(&self) -> std::collections::BTreeSet<i32> {
         self.panes.keys().map(|k| k.1).collect()
     }
+}
+
+/// One aggregate's arguments and FILTER mask, evaluated once per batch.
+type AggregateInput = (Vec<ArrayRef>, Option<ArrayRef>);
+
+fn aggregate_inputs(query: &CompiledQuery, batch: &RecordBatch) -> Result<Vec<AggregateInput>> {
+    let rows = batch.num_rows();
+    query
+        .aggregates
+        .iter()
+        .map(|(function, mask)| {
+            let args = function
+                .expressions()
+                .iter()
+                .map(|e| e.evaluate(batch)?.into_array(rows))
+                .collect::<Result<Vec<_>>>()?;
+            let mask = mask
+                .as_ref()
+                .map(|m| m.evaluate(batch)?.into_array(rows))
+                .transpose()?;
+            Ok((args, mask))
+        })
+        .collect()
+}
+
+/// Feeds one group's rows to its accumulators: `indices` selects them from the batch
+/// (`None`: the batch is this group's alone).
+fn update_group(
+    accumulators: &mut [Box<dyn Accumulator>],
+    inputs: &[AggregateInput],
+    indices: Option<&UInt32Array>,
+) -> Result<()> {
+    let pick = |array: &ArrayRef| match indices {
+        None => Ok(Arc::clone(array)),
+        Some(indices) => take(array.as_ref(), indices, None),
+    };
+    for ((args, mask), accumulator) in inputs.iter().zip(accumulators.iter_mut()) {
+        let mut args: Vec<ArrayRef> = args
+            .iter()
+            .map(pick)
+            .collect::<std::result::Result<_, _>>()?;
+        if let Some(mask) = mask {
+            let mask = pick(mask)?;
+            let mask: &BooleanArray = mask.as_boolean();
+            args = args
+                .iter()
+                .map(|a| filter(a.as_ref(), mask))
+                .collect::<std::result::Result<_, _>>()?;
+        }
+        accumulator.update_batch(&args)?;
+    }
+    Ok(())
 }
 
 fn new_accumulators(query: &CompiledQuery) -> Result<Accumulators> {

@@ -136,44 +136,115 @@ pub fn to_record_batch_of<'a, 'b: 'a>(
     filled: &ColumnSet,
 ) -> Result<RecordBatch, ArrowError> {
     let rows = events.len();
-    let texts = |get: for<'x> fn(&'x OutcomeEventView<'b>) -> Option<&'x str>| -> ArrayRef {
-        let mut builder = StringBuilder::with_capacity(rows, rows * 16);
-        for event in events.clone() {
+    let columns = EventColumns { events, rows };
+    let schema = schema();
+    let arrays = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(index, field)| {
+            if filled.contains(index) {
+                Ok(columns.column(index))
+            } else {
+                placeholder(field, rows)
+            }
+        })
+        .collect::<Result<Vec<_>, ArrowError>>()?;
+    RecordBatch::try_new(schema, arrays)
+}
+
+/// The events a batch is built from, read once per filled column.
+struct EventColumns<I> {
+    events: I,
+    rows: usize,
+}
+
+impl<'a, 'b: 'a, I> EventColumns<I>
+where
+    I: Iterator<Item = &'a OutcomeEventView<'b>> + Clone,
+{
+    /// The column at `index` of [`schema`].
+    fn column(&self, index: usize) -> ArrayRef {
+        match index {
+            0 => self.texts(|e| Some(&*e.event_id)),
+            1 => self.texts(|e| Some(&*e.run_id)),
+            2 => self.texts(|e| Some(&*e.agent_name)),
+            3 => self.texts(|e| e.agent_type.as_deref()),
+            4 => self.texts(|e| Some(&*e.action_type)),
+            5 => self.times(|e| Some(e.timestamp.timestamp_millis())),
+            6 => self.times(|e| e.start_time.map(|t| t.timestamp_millis())),
+            7 => self.times(|e| e.end_time.map(|t| t.timestamp_millis())),
+            8 => self.floats(|e| Some(e.duration_ms)),
+            9 => self.floats(|e| Some(e.latency_ms)),
+            10 => self.texts(|e| Some(e.status.as_str())),
+            11 => self.texts(|e| Some(e.severity.as_str())),
+            12 => self.texts(|e| e.error_message.as_deref()),
+            13 => self.texts(|e| e.error_type.as_deref()),
+            14 => self.retries(),
+            15 => self.floats(|e| e.llm_latency_ms),
+            16 => self.counts(|e| e.tokens_used),
+            17 => self.counts(|e| e.input_tokens),
+            18 => self.counts(|e| e.output_tokens),
+            19 => self.floats(|e| e.memory_used_mb),
+            20 => self.floats(|e| e.cpu_time_ms),
+            21 => self.texts(|e| e.model.as_deref()),
+            22 => self.texts(|e| e.provider.as_deref()),
+            23 => self.floats(|e| e.cost_estimate),
+            24 => self.floats(|e| e.quality_score),
+            25 => self.floats(|e| e.confidence_score),
+            26 => self.texts(|e| e.correlation_id.as_deref()),
+            27 => self.texts(|e| e.workflow_id.as_deref()),
+            28 => self.tags(),
+            29 => self.metadata(),
+            // The window bounds: bound per window, not per event.
+            _ => new_null_array(&timestamp(), self.rows),
+        }
+    }
+
+    fn texts(&self, get: for<'x> fn(&'x OutcomeEventView<'b>) -> Option<&'x str>) -> ArrayRef {
+        let mut builder = StringBuilder::with_capacity(self.rows, self.rows * 16);
+        for event in self.events.clone() {
             builder.append_option(get(event));
         }
         Arc::new(builder.finish())
-    };
-    let floats = |get: fn(&OutcomeEventView<'b>) -> Option<f64>| -> ArrayRef {
-        let mut builder = Float64Builder::with_capacity(rows);
-        for event in events.clone() {
+    }
+
+    fn floats(&self, get: fn(&OutcomeEventView<'b>) -> Option<f64>) -> ArrayRef {
+        let mut builder = Float64Builder::with_capacity(self.rows);
+        for event in self.events.clone() {
             builder.append_option(get(event));
         }
         Arc::new(builder.finish())
-    };
-    let counts = |get: fn(&OutcomeEventView<'b>) -> Option<u64>| -> ArrayRef {
-        let mut builder = UInt64Builder::with_capacity(rows);
-        for event in events.clone() {
+    }
+
+    fn counts(&self, get: fn(&OutcomeEventView<'b>) -> Option<u64>) -> ArrayRef {
+        let mut builder = UInt64Builder::with_capacity(self.rows);
+        for event in self.events.clone() {
             builder.append_option(get(event));
         }
         Arc::new(builder.finish())
-    };
-    let times = |get: fn(&OutcomeEventView<'b>) -> Option<i64>| -> ArrayRef {
-        let mut builder = TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC");
-        for event in events.clone() {
+    }
+
+    fn times(&self, get: fn(&OutcomeEventView<'b>) -> Option<i64>) -> ArrayRef {
+        let mut builder =
+            TimestampMillisecondBuilder::with_capacity(self.rows).with_timezone("UTC");
+        for event in self.events.clone() {
             builder.append_option(get(event));
         }
         Arc::new(builder.finish())
-    };
-    let retries = || -> ArrayRef {
-        let mut builder = UInt32Builder::with_capacity(rows);
-        for event in events.clone() {
+    }
+
+    fn retries(&self) -> ArrayRef {
+        let mut builder = UInt32Builder::with_capacity(self.rows);
+        for event in self.events.clone() {
             builder.append_option(event.retry_count);
         }
         Arc::new(builder.finish())
-    };
-    let tags = || -> ArrayRef {
+    }
+
+    fn tags(&self) -> ArrayRef {
         let mut builder = ListBuilder::new(StringBuilder::new());
-        for event in events.clone() {
+        for event in self.events.clone() {
             match &event.tags {
                 Some(values) => {
                     for tag in values.iter() {
@@ -185,67 +256,18 @@ pub fn to_record_batch_of<'a, 'b: 'a>(
             }
         }
         Arc::new(builder.finish())
-    };
-    let metadata = || -> ArrayRef {
+    }
+
+    fn metadata(&self) -> ArrayRef {
         let mut builder = StringBuilder::new();
-        for event in events.clone() {
+        for event in self.events.clone() {
             match &event.metadata {
                 Some(object) => builder.append_value(object.to_json_text()),
                 None => builder.append_null(),
             }
         }
         Arc::new(builder.finish())
-    };
-    let window_bound = || new_null_array(&timestamp(), rows);
-    // In schema order.
-    let makers: [&dyn Fn() -> ArrayRef; 32] = [
-        &|| texts(|e| Some(&*e.event_id)),
-        &|| texts(|e| Some(&*e.run_id)),
-        &|| texts(|e| Some(&*e.agent_name)),
-        &|| texts(|e| e.agent_type.as_deref()),
-        &|| texts(|e| Some(&*e.action_type)),
-        &|| times(|e| Some(e.timestamp.timestamp_millis())),
-        &|| times(|e| e.start_time.map(|t| t.timestamp_millis())),
-        &|| times(|e| e.end_time.map(|t| t.timestamp_millis())),
-        &|| floats(|e| Some(e.duration_ms)),
-        &|| floats(|e| Some(e.latency_ms)),
-        &|| texts(|e| Some(e.status.as_str())),
-        &|| texts(|e| Some(e.severity.as_str())),
-        &|| texts(|e| e.error_message.as_deref()),
-        &|| texts(|e| e.error_type.as_deref()),
-        &retries,
-        &|| floats(|e| e.llm_latency_ms),
-        &|| counts(|e| e.tokens_used),
-        &|| counts(|e| e.input_tokens),
-        &|| counts(|e| e.output_tokens),
-        &|| floats(|e| e.memory_used_mb),
-        &|| floats(|e| e.cpu_time_ms),
-        &|| texts(|e| e.model.as_deref()),
-        &|| texts(|e| e.provider.as_deref()),
-        &|| floats(|e| e.cost_estimate),
-        &|| floats(|e| e.quality_score),
-        &|| floats(|e| e.confidence_score),
-        &|| texts(|e| e.correlation_id.as_deref()),
-        &|| texts(|e| e.workflow_id.as_deref()),
-        &tags,
-        &metadata,
-        &window_bound,
-        &window_bound,
-    ];
-    let schema = schema();
-    let columns = makers
-        .iter()
-        .zip(schema.fields())
-        .enumerate()
-        .map(|(index, (make, field))| {
-            if filled.contains(index) {
-                Ok(make())
-            } else {
-                placeholder(field, rows)
-            }
-        })
-        .collect::<Result<Vec<_>, ArrowError>>()?;
-    RecordBatch::try_new(schema, columns)
+    }
 }
 
 /// A column no query reads: nulls, or (where the schema forbids nulls) the zero value of its
