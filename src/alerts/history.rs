@@ -14,6 +14,24 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::record::{AlertAction, AlertRecord};
 
+/// Where a processor reads the alert topic back, and for how long at most.
+#[derive(Clone)]
+pub struct AlertHistory {
+    /// Client settings of the brokers.
+    pub client: ClientConfig,
+    /// The alert topic.
+    pub topic: String,
+    /// The longest read.
+    pub timeout: Duration,
+}
+
+impl AlertHistory {
+    /// The alerts firing according to the topic (see [`firing_alerts`]).
+    pub fn firing(&self) -> KafkaResult<Vec<AlertRecord>> {
+        firing_alerts(&self.client, &self.topic, self.timeout)
+    }
+}
+
 /// The alerts whose last record on `topic` is a trigger. Reading stops at `timeout`; what
 /// was read by then is returned, with a warning (an alert resolved after the cut may then
 /// be resolved again, which receivers ignore).

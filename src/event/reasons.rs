@@ -1,5 +1,5 @@
 //! Dead-letter reasons: why the processor set an event aside. They label the dead-letter
-//! header `fp.reason` and the metric `..._dead_letters_total{reason}`.
+//! header `dlq.reason` and the metric `..._dead_letters_total{reason}`.
 
 use super::EventErrorKind;
 

@@ -1,31 +1,30 @@
 //! The processing loop: read a batch, reject what cannot be used, window the rest, emit
 //! closed windows, and commit offsets only once everything they cover has been emitted.
 
-use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::sinks::{
-    CommitQueue, DeadLetter, Outgoing, PermanentSendError, ResultRecord, Sends, window_records,
+use super::sinks::{Committer, Outbox, PermanentSendError, ResultRecord, Sends, window_records};
+use super::source::{
+    ConsumedBatch, FetchQueue, OutcomeConsumer, PartitionEvents, Reassignment, create_consumer,
+    decode_batch,
 };
-use super::source::{ConsumedBatch, FetchQueue, OutcomeConsumer, Reassignment, create_consumer};
 use super::sql::QueryDefinition;
-use super::windows::{EngineSettings, Rejection, WindowEngine, checkpoint};
+use super::windows::{
+    ClosedWindow, EngineSettings, RejectedEvent, Rejection, WindowEngine, checkpoint,
+};
+use crate::alerts::history::AlertHistory;
 use crate::alerts::{AlertEvaluator, AlertRecord, AlertRule};
 use crate::config::Config;
-use crate::event::OutcomeEventView;
 use crate::event::reasons;
-use crate::metrics::Metrics;
-use crate::metrics::ProcessorStats;
 use crate::metrics::server::Readiness;
+use crate::metrics::{Metrics, ProcessorStats};
 
 /// Messages read per batch at most.
 const MAX_BATCH: usize = 10_000;
@@ -37,10 +36,6 @@ const CONSUMER_EVENTS_PER_BATCH: usize = 16;
 
 /// How long a stopping processor waits for its sends, then for its last commit.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
-
-/// A commit waiting (for sends or for the coordinator) longer than this makes the processor
-/// not ready, unless the commit interval is longer.
-const COMMIT_BLOCKED_AFTER: Duration = Duration::from_secs(15);
 
 /// librdkafka's default `message.max.bytes`.
 const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
@@ -68,42 +63,23 @@ pub enum ProcessorError {
 /// Longest wait for the alert topic to be read back on an assignment.
 const ALERT_HISTORY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A commit taken at one turn, made once every record queued up to then is acknowledged.
-struct PendingCommit {
-    list: TopicPartitionList,
-    /// The send sequence of the turn it was taken at.
-    sequence: u64,
-    since: Instant,
-}
-
 /// One processor instance.
 pub struct Processor {
     consumer: Arc<OutcomeConsumer>,
     fetch_queue: FetchQueue,
-    sends: Sends,
     engine: WindowEngine,
+    outbox: Outbox,
+    committer: Committer,
+    alerts: AlertEvaluator,
+    /// Read back on every assignment (see [`Self::seed_alerts`]).
+    alert_history: AlertHistory,
     stats: Arc<ProcessorStats>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
-    alerts: AlertEvaluator,
-    alerts_topic: String,
-    /// Client settings for reading the alert topic back (see [`Self::seed_alerts`]).
-    alert_history: rdkafka::ClientConfig,
-    alert_sink: Option<mpsc::UnboundedSender<AlertRecord>>,
     outcome_topic: String,
-    metrics_topic: String,
-    dead_letter_topic: String,
     tick: Duration,
     /// Events dated more than this ahead of the wall clock are rejected (ms).
     max_future_ms: i64,
-    results: Option<mpsc::UnboundedSender<ResultRecord>>,
-    pending_commit: Option<PendingCommit>,
-    commits: CommitQueue,
-    /// Whether commits are reported blocked (logged once per episode).
-    commits_blocked: bool,
-    last_commit: HashMap<i32, i64>,
-    commit_interval: Duration,
-    last_commit_at: Instant,
 }
 
 impl Processor {
@@ -116,64 +92,42 @@ impl Processor {
         let settings = &config.processor;
         checkpoint::check_size(queries.iter().map(|q| q.name.as_str()))?;
         let metrics = Arc::new(Metrics::new(settings.metrics_max_series)?);
+        let stats = Arc::clone(&metrics.processor);
         let consumer = create_consumer(
             config.kafka.consumer_config(servers),
             &config.kafka.consumer_group,
-            Arc::clone(&metrics.processor),
+            Arc::clone(&stats),
         )?;
         consumer.subscribe(&[config.topics.outcomes.as_str()])?;
-        let mut producer_config = config.kafka.producer_config(servers);
-        if !config
-            .kafka
-            .extra_properties
-            .iter()
-            .any(|(k, _)| k == "linger.ms")
-        {
-            // Results are already batched per tick; lingering longer only delays commits.
-            producer_config.set("linger.ms", "5");
-        }
-        let max_message_bytes = producer_config
-            .get("message.max.bytes")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
-        let producer: FutureProducer = producer_config.create()?;
-        let engine = WindowEngine::new(
-            queries,
-            EngineSettings {
-                out_of_orderness: settings.out_of_orderness,
-                grace: settings.grace,
-                idle_after: settings.idle_after,
-                max_groups_per_window: settings.max_groups_per_window,
-                allowed_lateness: settings.allowed_lateness,
-            },
-        )?;
         let consumer = Arc::new(consumer);
         let readiness = Arc::new(Readiness::default());
         readiness.set_stall_after(settings.stall_timeout);
+        let committer = Committer::new(
+            Arc::clone(&consumer),
+            config.topics.outcomes.clone(),
+            settings.commit_interval,
+            Arc::clone(&stats),
+            Arc::clone(&readiness),
+        );
+        let sends = result_sends(config, servers, Arc::clone(&stats))?;
         Ok(Self {
             fetch_queue: FetchQueue::new(Arc::clone(&consumer)),
-            commits: CommitQueue::new(Arc::clone(&consumer)),
             consumer,
-            sends: Sends::new(producer, max_message_bytes, Arc::clone(&metrics.processor)),
-            engine,
-            stats: Arc::clone(&metrics.processor),
+            engine: WindowEngine::new(queries, engine_settings(config))?,
+            outbox: Outbox::new(sends, config.topics.clone(), Arc::clone(&stats)),
+            committer,
+            alerts: AlertEvaluator::new(Vec::new()),
+            alert_history: AlertHistory {
+                client: config.kafka.client_config(servers),
+                topic: config.topics.alerts.clone(),
+                timeout: ALERT_HISTORY_TIMEOUT,
+            },
+            stats,
             metrics,
             readiness,
-            alerts: AlertEvaluator::new(Vec::new()),
-            alerts_topic: config.topics.alerts.clone(),
-            alert_history: config.kafka.client_config(servers),
-            alert_sink: None,
             outcome_topic: config.topics.outcomes.clone(),
-            metrics_topic: config.topics.metrics.clone(),
-            dead_letter_topic: config.topics.dead_letters.clone(),
             tick: settings.tick,
             max_future_ms: settings.max_future.as_millis() as i64,
-            results: None,
-            pending_commit: None,
-            commits_blocked: false,
-            last_commit: HashMap::new(),
-            commit_interval: settings.commit_interval,
-            last_commit_at: Instant::now(),
         })
     }
 
@@ -203,16 +157,12 @@ impl Processor {
 
     /// Alert records as they are emitted (besides the alert topic).
     pub fn subscribe_alerts(&mut self) -> mpsc::UnboundedReceiver<AlertRecord> {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.alert_sink = Some(sender);
-        receiver
+        self.outbox.subscribe_alerts()
     }
 
     /// Result records as they are emitted (besides the metrics topic).
     pub fn subscribe_results(&mut self) -> mpsc::UnboundedReceiver<ResultRecord> {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.results = Some(sender);
-        receiver
+        self.outbox.subscribe_results()
     }
 
     /// Runs until `shutdown` completes, then commits what is safe and returns. An error
@@ -280,12 +230,12 @@ impl Processor {
             };
             self.apply_reassignments(&mut batch)?;
             self.process(&batch)?;
-            self.sends.collect()?;
+            self.outbox.sends_mut().collect()?;
             if stop {
                 self.finish().await?;
                 return Ok(());
             }
-            self.commit();
+            self.committer.turn(&mut self.engine, self.outbox.sends());
             // While a backlog lasts the loop never waits: let the tasks it spawned (result
             // sends) run instead of sitting in this worker's slot until the next commit.
             tokio::task::yield_now().await;
@@ -294,8 +244,7 @@ impl Processor {
 
     fn apply_reassignments(&mut self, batch: &mut ConsumedBatch) -> Result<(), ProcessorError> {
         for change in self.consumer.context().take_changes() {
-            // Taken before the change: it may name partitions no longer ours.
-            self.pending_commit = None;
+            self.committer.drop_pending();
             self.stats.add_rebalance();
             match change {
                 Reassignment::Revoked(partitions) => {
@@ -304,7 +253,7 @@ impl Processor {
                     self.alerts.unconfirm_all();
                     for &partition in &partitions {
                         self.engine.revoke(partition);
-                        self.last_commit.remove(&partition);
+                        self.committer.forget(partition);
                         self.stats.forget_partition(&self.outcome_topic, partition);
                     }
                     batch.remove_partitions(&partitions);
@@ -349,13 +298,7 @@ impl Processor {
         if self.alerts.rules().is_empty() {
             return;
         }
-        let read = tokio::task::block_in_place(|| {
-            crate::alerts::history::firing_alerts(
-                &self.alert_history,
-                &self.alerts_topic,
-                ALERT_HISTORY_TIMEOUT,
-            )
-        });
+        let read = tokio::task::block_in_place(|| self.alert_history.firing());
         match read {
             Ok(records) => {
                 let seeded = self.alerts.seed(&records);
@@ -374,80 +317,20 @@ impl Processor {
         }
     }
 
+    /// One turn's work on a batch: decode, window, emit what closed, judge alerts.
     fn process(&mut self, batch: &ConsumedBatch) -> Result<(), ProcessorError> {
         self.stats.add_consumed(batch.len() as u64);
         let now = Instant::now();
-        // Per partition, the decoded events (borrowing from the batch) and each one's index
-        // in the batch, sized up front: growing them was a measurable share of a batch.
-        let mut counts: BTreeMap<i32, usize> = BTreeMap::new();
-        for message in batch.messages() {
-            *counts.entry(message.partition).or_default() += 1;
-        }
-        let mut by_partition: BTreeMap<i32, PartitionEvents<'_>> = counts
-            .into_iter()
-            .map(|(partition, n)| (partition, (Vec::with_capacity(n), Vec::with_capacity(n))))
-            .collect();
         let wall_now = chrono::Utc::now().timestamp_millis();
-        let horizon = wall_now.saturating_add(self.max_future_ms);
-        for (index, message) in batch.messages().iter().enumerate() {
-            let (partition, offset) = (message.partition, message.offset);
-            let decoded = match batch.payload(message) {
-                None | Some([]) => Err((reasons::EMPTY, "the message has no payload".to_owned())),
-                Some(bytes) => OutcomeEventView::from_json_slice(bytes)
-                    .map_err(|err| (err.kind().as_str(), err.to_string()))
-                    .and_then(|event| reject_future(event, wall_now, horizon)),
-            };
-            match decoded {
-                Ok(event) => {
-                    let (events, indexes) = by_partition
-                        .get_mut(&partition)
-                        .expect("every partition of the batch has an entry");
-                    events.push((offset, event));
-                    indexes.push(index);
-                }
-                Err((reason, detail)) => {
-                    self.dead_letter(batch, index, reason, detail);
-                    self.engine.record_handled(partition, offset);
-                }
-            }
+        let (by_partition, refused) = decode_batch(batch, wall_now, self.max_future_ms);
+        for (index, reason, detail) in refused {
+            self.outbox.dead_letter(batch, index, reason, detail);
+            let message = &batch.messages()[index];
+            self.engine
+                .record_handled(message.partition, message.offset);
         }
-        for (partition, (events, indexes)) in by_partition {
-            if let (Some(first), Some(last)) = (events.first(), events.last()) {
-                tracing::trace!(
-                    partition,
-                    first = first.0,
-                    last = last.0,
-                    n = events.len(),
-                    "ingesting"
-                );
-            }
-            let engine = &self.engine;
-            self.metrics.events.observe_all(
-                events
-                    .iter()
-                    .filter(|(offset, _)| !engine.is_replay(partition, *offset))
-                    .map(|(_, event)| event),
-            );
-            for rejected in self.engine.ingest(partition, &events, now)? {
-                let queries = rejected.queries.join(", ");
-                let (reason, detail) = match rejected.rejection {
-                    Rejection::Late => (
-                        reasons::LATE,
-                        format!(
-                            "its window was emitted more than WINDOW_ALLOWED_LATENESS_MS ago in: \
-                             {queries}"
-                        ),
-                    ),
-                    Rejection::TooManyGroups => (
-                        reasons::TOO_MANY_GROUPS,
-                        format!(
-                            "its window already holds PROCESSOR_MAX_GROUPS_PER_WINDOW groups in: \
-                             {queries}"
-                        ),
-                    ),
-                };
-                self.dead_letter(batch, indexes[rejected.index], reason, detail);
-            }
+        for (partition, events) in by_partition {
+            self.ingest(batch, partition, events, now)?;
         }
         let (lagging, reported) = self.stats.backlog(&self.outcome_topic);
         self.engine.set_lagging(lagging, reported);
@@ -456,32 +339,7 @@ impl Processor {
         let emitting = !closed_windows.is_empty();
         let mut alerts = Vec::new();
         for closed in closed_windows {
-            let query = &closed.query.name;
-            let (window, rows) = (closed.result.window, &closed.result.rows);
-            let records = window_records(&closed);
-            let update = closed.result.update;
-            tracing::debug!(query = %query, start = window.start, rows = records.len(), update, watermark = self.engine.watermark(), "window emitted");
-            self.metrics.windows.update(query, window, rows);
-            if update {
-                self.stats.add_window_update(query, records.len() as u64);
-            } else {
-                self.stats.add_window(query, records.len() as u64);
-                // Alerts judge a window once, when it closes: an update holds only the
-                // groups that changed, and a window long past is no news to page on.
-                let piece = closed.result.partition;
-                alerts.extend(self.alerts.observe_window_piece(query, window, rows, piece));
-            }
-            for record in records {
-                self.sends.queue(Outgoing {
-                    topic: self.metrics_topic.clone(),
-                    key: Some(record.key.clone().into_bytes()),
-                    payload: record.value.to_string().into_bytes(),
-                    headers: update.then(update_header),
-                });
-                if let Some(results) = &self.results {
-                    let _ = results.send(record);
-                }
-            }
+            alerts.extend(self.emit(closed));
         }
         for quiet in self.engine.quiet_windows() {
             let records = self
@@ -490,233 +348,147 @@ impl Processor {
             alerts.extend(records);
         }
         self.alert_records(alerts);
-        self.stats.set_watermark(self.engine.watermark());
-        let (panes, groups) = self.engine.open_state();
-        self.stats.set_open_state(panes, groups);
-        self.stats.set_assigned(self.engine.partition_count());
-        self.sends.send(emitting);
+        self.update_gauges();
+        self.outbox.sends_mut().send(emitting);
         Ok(())
     }
 
-    /// Queues alert records for the alert topic (keyed by dedup key, so one alert's trigger
-    /// and resolve stay in order) and updates the firing gauges.
+    /// Counts and windows one partition's decoded events; dead-letters those refused.
+    fn ingest(
+        &mut self,
+        batch: &ConsumedBatch,
+        partition: i32,
+        (events, indexes): PartitionEvents<'_>,
+        now: Instant,
+    ) -> Result<(), ProcessorError> {
+        if let (Some(first), Some(last)) = (events.first(), events.last()) {
+            tracing::trace!(
+                partition,
+                first = first.0,
+                last = last.0,
+                n = events.len(),
+                "ingesting"
+            );
+        }
+        let engine = &self.engine;
+        self.metrics.events.observe_all(
+            events
+                .iter()
+                .filter(|(offset, _)| !engine.is_replay(partition, *offset))
+                .map(|(_, event)| event),
+        );
+        for rejected in self.engine.ingest(partition, &events, now)? {
+            let (reason, detail) = rejection_reason(&rejected);
+            self.outbox
+                .dead_letter(batch, indexes[rejected.index], reason, detail);
+        }
+        Ok(())
+    }
+
+    /// Queues a closed window's records and updates its gauges; returns the alert records
+    /// its first emission gives (alerts judge a window once, when it closes: an update holds
+    /// only the groups that changed, and a window long past is no news to page on).
+    fn emit(&mut self, closed: ClosedWindow) -> Vec<AlertRecord> {
+        let query = &closed.query.name;
+        let (window, rows) = (closed.result.window, &closed.result.rows);
+        let records = window_records(&closed);
+        let update = closed.result.update;
+        tracing::debug!(query = %query, start = window.start, rows = records.len(), update, watermark = self.engine.watermark(), "window emitted");
+        self.metrics.windows.update(query, window, rows);
+        let mut alerts = Vec::new();
+        if update {
+            self.stats.add_window_update(query, records.len() as u64);
+        } else {
+            self.stats.add_window(query, records.len() as u64);
+            let piece = closed.result.partition;
+            alerts = self.alerts.observe_window_piece(query, window, rows, piece);
+        }
+        self.outbox.results(records, update);
+        alerts
+    }
+
+    /// Queues alert records for the alert topic and updates the firing gauges.
     fn alert_records(&mut self, records: Vec<AlertRecord>) {
         if records.is_empty() {
             return;
         }
-        for record in records {
-            tracing::warn!(rule = %record.rule, action = record.action.as_str(), summary = %record.summary, "alert");
-            self.stats
-                .add_alert_record(&record.rule, record.action.as_str());
-            match serde_json::to_vec(&record) {
-                Ok(payload) => self.sends.queue(Outgoing {
-                    topic: self.alerts_topic.clone(),
-                    key: Some(record.dedup_key.clone().into_bytes()),
-                    payload,
-                    headers: None,
-                }),
-                Err(err) => tracing::error!(%err, "encoding an alert record failed"),
-            }
-            if let Some(sink) = &self.alert_sink {
-                let _ = sink.send(record);
-            }
-        }
+        self.outbox.alerts(records);
         for (rule, firing) in self.alerts.firing() {
             self.stats.set_alerts_firing(rule, firing);
         }
     }
 
-    /// Sends message `index` of `batch` to the dead-letter topic.
-    fn dead_letter(
-        &mut self,
-        batch: &ConsumedBatch,
-        index: usize,
-        reason: &'static str,
-        detail: String,
-    ) {
-        let message = &batch.messages()[index];
-        let letter = DeadLetter {
-            reason,
-            detail,
-            topic: self.outcome_topic.clone(),
-            partition: message.partition,
-            offset: message.offset,
-            key: batch.key(message).map(<[u8]>::to_vec),
-            payload: batch.payload(message).unwrap_or_default().to_vec(),
-            truncated: None,
-        }
-        .bounded(self.sends.max_message_bytes());
-        self.stats.add_dead_letter(letter.reason);
-        tracing::debug!(reason = letter.reason, detail = %letter.detail, partition = letter.partition, offset = letter.offset, "dead-lettered");
-        let headers = letter.headers();
-        self.sends.queue(Outgoing {
-            topic: self.dead_letter_topic.clone(),
-            key: letter.key,
-            payload: letter.payload,
-            headers: Some(headers),
-        });
-    }
-
-    /// Every commit interval, takes the offsets every emitted window allows (each with its
-    /// checkpoint) and commits them asynchronously once every record queued up to then is
-    /// acknowledged. Never waits: the loop keeps serving rebalances and shutdown.
-    fn commit(&mut self) {
-        self.take_commit_results();
-        if self.pending_commit.is_none() && self.last_commit_at.elapsed() >= self.commit_interval {
-            self.last_commit_at = Instant::now();
-            self.pending_commit = self.commit_list().map(|list| PendingCommit {
-                list,
-                sequence: self.sends.sequence() - 1,
-                since: Instant::now(),
-            });
-        }
-        self.report_blocked_commits();
-        let ready = self.pending_commit.as_ref().is_some_and(|pending| {
-            self.commits.unanswered() == 0 && self.sends.acknowledged_through() >= pending.sequence
-        });
-        if let Some(pending) = self.pending_commit.take_if(|_| ready) {
-            self.commit_async(&pending.list);
-        }
-    }
-
-    /// The offsets to commit now, each with its checkpoint; `None` when nothing moved.
-    fn commit_list(&mut self) -> Option<TopicPartitionList> {
-        let positions = self.engine.commit_positions();
-        let read = self.engine.read_positions();
-        let mut list = TopicPartitionList::new();
-        for (&partition, &offset) in &positions {
-            if self.last_commit.get(&partition) == Some(&offset) {
-                continue;
-            }
-            let read_through = read.get(&partition).copied().unwrap_or(offset);
-            let checkpoint = self.engine.checkpoint(partition, read_through);
-            if let Err(err) = checkpoint::add_commit(
-                &mut list,
-                &self.outcome_topic,
-                partition,
-                offset,
-                &checkpoint,
-            ) {
-                tracing::warn!(%err, partition, "cannot commit this offset");
-            }
-        }
-        (list.count() > 0).then_some(list)
-    }
-
-    fn commit_async(&mut self, list: &TopicPartitionList) {
-        tracing::trace!(?list, "committing offsets with their checkpoints");
-        if let Err(err) = self.commits.commit(list) {
-            self.stats.add_commit(false);
-            tracing::warn!(%err, "committing offsets failed; will retry");
-        }
-    }
-
-    /// Takes in the answers to the commits made so far.
-    fn take_commit_results(&mut self) {
-        for (result, list) in self.commits.answers() {
-            self.stats.add_commit(result.is_ok());
-            match result {
-                Ok(()) => {
-                    for element in list.elements() {
-                        if let Offset::Offset(offset) = element.offset() {
-                            self.last_commit.insert(element.partition(), offset);
-                        }
-                    }
-                }
-                Err(err) => tracing::warn!(%err, "committing offsets failed; will retry"),
-            }
-        }
-    }
-
-    /// Turns `/readyz` not ready (and logs once) while commits wait too long, and back.
-    fn report_blocked_commits(&mut self) {
-        let limit = COMMIT_BLOCKED_AFTER.max(self.commit_interval * 3);
-        let unanswered = self.commits.oldest_unanswered().map(|at| at.elapsed());
-        let waiting = self.pending_commit.as_ref().map(|p| p.since.elapsed());
-        let problem = match (unanswered, waiting) {
-            (Some(waited), _) if waited >= limit => Some(format!(
-                "an offset commit has been unanswered for {} s: is the group coordinator \
-                 reachable?",
-                waited.as_secs()
-            )),
-            (_, Some(waited)) if waited >= limit => Some(format!(
-                "commits have waited {} s for records to be acknowledged ({} waiting to be \
-                 sent again; see feedback_pipeline_processor_send_failures_total)",
-                waited.as_secs(),
-                self.sends.waiting_for_retry()
-            )),
-            _ => None,
-        };
-        match (&problem, self.commits_blocked) {
-            (Some(problem), false) => tracing::warn!(%problem, "commits blocked; not ready"),
-            (None, true) => tracing::info!("commits moving again; ready"),
-            _ => {}
-        }
-        self.commits_blocked = problem.is_some();
-        self.readiness.set_problem(problem);
+    fn update_gauges(&self) {
+        self.stats.set_watermark(self.engine.watermark());
+        let (panes, groups) = self.engine.open_state();
+        self.stats.set_open_state(panes, groups);
+        self.stats.set_assigned(self.engine.partition_count());
     }
 
     /// On shutdown: waits a bounded time for the sends, commits what they allow and waits a
     /// bounded time for the answer, so a broker outage cannot hold the process.
     async fn finish(&mut self) -> Result<(), ProcessorError> {
         self.readiness.set_problem(Some("stopping".into()));
-        self.sends.settle(SHUTDOWN_WAIT).await?;
-        self.take_commit_results();
-        if !self.sends.is_idle() {
-            tracing::warn!(
-                "processor stopping with records unacknowledged; offsets stay at the last commit and are read again on restart"
-            );
-            return Ok(());
-        }
-        if let Some(list) = self.commit_list() {
-            self.commit_async(&list);
-        }
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
-        while self.commits.unanswered() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            self.take_commit_results();
-        }
-        if self.commits.unanswered() == 0 {
-            tracing::info!("processor stopping; safe offsets committed");
-        } else {
-            tracing::warn!("processor stopping; the last commit was not answered in time");
-        }
+        self.outbox.sends_mut().settle(SHUTDOWN_WAIT).await?;
+        let sends = self.outbox.sends();
+        self.committer
+            .finish(&mut self.engine, sends, SHUTDOWN_WAIT)
+            .await;
         Ok(())
     }
 }
 
-/// Rejects an event dated after `horizon`: it would carry event time (and every window's
-/// closing) far ahead of every other producer's events.
-fn reject_future(
-    event: OutcomeEventView<'_>,
-    wall_now: i64,
-    horizon: i64,
-) -> Result<OutcomeEventView<'_>, (&'static str, String)> {
-    let time = event.timestamp.timestamp_millis();
-    if time <= horizon {
-        return Ok(event);
+/// The engine's settings from the configuration.
+fn engine_settings(config: &Config) -> EngineSettings {
+    let settings = &config.processor;
+    EngineSettings {
+        out_of_orderness: settings.out_of_orderness,
+        grace: settings.grace,
+        idle_after: settings.idle_after,
+        max_groups_per_window: settings.max_groups_per_window,
+        allowed_lateness: settings.allowed_lateness,
     }
-    let ahead = Duration::from_millis(time.saturating_sub(wall_now).unsigned_abs());
-    Err((
-        reasons::FUTURE_TIMESTAMP,
-        format!(
-            "event time {} is {} ahead of the processor's clock, over WINDOW_MAX_FUTURE_MS \
-             ({} ms): check the producer's clock",
-            crate::window::millis_to_text(time),
-            humantime::format_duration(Duration::from_secs(ahead.as_secs())),
-            horizon - wall_now
-        ),
-    ))
 }
 
-/// One partition's decoded events of a batch, `(offset, event)`, and each one's index in the
-/// batch.
-type PartitionEvents<'a> = (Vec<(i64, OutcomeEventView<'a>)>, Vec<usize>);
+/// The producer of the output topics, with its message limit.
+fn result_sends(
+    config: &Config,
+    servers: &str,
+    stats: Arc<ProcessorStats>,
+) -> Result<Sends, ProcessorError> {
+    let mut producer_config = config.kafka.producer_config(servers);
+    let lingers = config
+        .kafka
+        .extra_properties
+        .iter()
+        .any(|(k, _)| k == "linger.ms");
+    if !lingers {
+        // Results are already batched per tick; lingering longer only delays commits.
+        producer_config.set("linger.ms", "5");
+    }
+    let max_message_bytes = producer_config
+        .get("message.max.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
+    let producer: FutureProducer = producer_config.create()?;
+    Ok(Sends::new(producer, max_message_bytes, stats))
+}
 
-/// The header that marks a result record as an update of one emitted before under its key.
-fn update_header() -> OwnedHeaders {
-    OwnedHeaders::new().insert(Header {
-        key: "fp.update",
-        value: Some("true"),
-    })
+/// The dead-letter reason and detail of an event the windows refused.
+fn rejection_reason(rejected: &RejectedEvent) -> (&'static str, String) {
+    let queries = rejected.queries.join(", ");
+    match rejected.rejection {
+        Rejection::Late => (
+            reasons::LATE,
+            format!(
+                "its window was emitted more than WINDOW_ALLOWED_LATENESS_MS ago in: {queries}"
+            ),
+        ),
+        Rejection::TooManyGroups => (
+            reasons::TOO_MANY_GROUPS,
+            format!(
+                "its window already holds PROCESSOR_MAX_GROUPS_PER_WINDOW groups in: {queries}"
+            ),
+        ),
+    }
 }

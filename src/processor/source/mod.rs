@@ -3,9 +3,11 @@
 
 pub mod batch;
 mod consumer;
+mod decode;
 pub mod fetch_queue;
 mod forwarding;
 
 pub use batch::ConsumedBatch;
 pub use consumer::{OutcomeConsumer, Reassignment, SourceContext, create_consumer};
+pub use decode::{PartitionEvents, Undecodable, decode_batch};
 pub use fetch_queue::FetchQueue;
