@@ -1,6 +1,7 @@
 //! `feedback-pipeline query "<SQL with a WINDOW clause>"`: reads the outcome topic once, from
 //! the beginning to its current end, runs the query over it and prints every window's rows.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use feedback_pipeline::config::Config;
 use feedback_pipeline::event::OutcomeEvent;
 use feedback_pipeline::processor::QueryDefinition;
 use feedback_pipeline::processor::sinks::window_records;
-use feedback_pipeline::processor::{EngineSettings, WindowEngine};
+use feedback_pipeline::processor::{ClosedWindow, EngineSettings, WindowEngine};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -41,18 +42,7 @@ pub async fn query(config: Config, args: QueryArgs) -> Result<(), Box<dyn std::e
     };
     let definition =
         std::sync::Arc::new(QueryDefinition::compile("query", "<query>", &args.sql).await?);
-    let mut engine = WindowEngine::new(
-        &[definition],
-        EngineSettings {
-            // Everything is read before any window closes: order does not matter.
-            out_of_orderness: Duration::from_secs(365 * 24 * 3600),
-            grace: Duration::ZERO,
-            idle_after: Duration::from_secs(365 * 24 * 3600),
-            // One pass over a topic: its size bounds the state.
-            max_groups_per_window: usize::MAX,
-            allowed_lateness: Duration::ZERO,
-        },
-    )?;
+    let mut engine = WindowEngine::new(&[definition], one_pass_settings())?;
     let consumer: BaseConsumer = config
         .kafka
         .consumer_config(&servers)
@@ -63,28 +53,71 @@ pub async fn query(config: Config, args: QueryArgs) -> Result<(), Box<dyn std::e
         .set("enable.auto.commit", "false")
         .create()?;
     let topic = &config.topics.outcomes;
+    let mut ends = assign_whole_topic(&consumer, topic)?;
+    let started = Instant::now();
+    let (read, rejected) = read_to_end(&consumer, topic, &mut ends, &mut engine, &args, started)?;
+    let far_future = Utc::now().timestamp_millis() + 100 * 365 * 24 * 3600 * 1000;
+    let closed = engine.advance(started + Duration::from_secs(400 * 24 * 3600), far_future)?;
+    for window in &closed {
+        print_window(window, args.json)?;
+    }
+    eprintln!(
+        "{read} messages read, {rejected} rejected, {} windows",
+        closed.len()
+    );
+    Ok(())
+}
+
+/// Settings for one pass over a topic: everything is read before any window closes, so
+/// order does not matter, and the topic's size bounds the state.
+fn one_pass_settings() -> EngineSettings {
+    EngineSettings {
+        out_of_orderness: Duration::from_secs(365 * 24 * 3600),
+        grace: Duration::ZERO,
+        idle_after: Duration::from_secs(365 * 24 * 3600),
+        max_groups_per_window: usize::MAX,
+        allowed_lateness: Duration::ZERO,
+    }
+}
+
+/// Assigns every non-empty partition of `topic` from its beginning; returns each one's end
+/// offset at this moment.
+fn assign_whole_topic(
+    consumer: &BaseConsumer,
+    topic: &str,
+) -> Result<HashMap<i32, i64>, Box<dyn std::error::Error>> {
     let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
     let mut assignment = TopicPartitionList::new();
-    let mut remaining = 0usize;
-    let mut ends = std::collections::HashMap::new();
+    let mut ends = HashMap::new();
     for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
         let (low, high) = consumer.fetch_watermarks(topic, partition.id(), METADATA_TIMEOUT)?;
         if high > low {
             assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
             ends.insert(partition.id(), high);
-            remaining += 1;
         }
     }
     consumer.assign(&assignment)?;
+    Ok(ends)
+}
+
+/// Reads every partition up to its end offset into `engine`; returns the messages read and
+/// those that were no valid event.
+fn read_to_end(
+    consumer: &BaseConsumer,
+    topic: &str,
+    ends: &mut HashMap<i32, i64>,
+    engine: &mut WindowEngine,
+    args: &QueryArgs,
+    started: Instant,
+) -> Result<(u64, u64), Box<dyn std::error::Error>> {
     let (mut read, mut rejected) = (0u64, 0u64);
-    let started = Instant::now();
-    let mut pending: std::collections::HashMap<i32, Vec<(i64, OutcomeEvent)>> = Default::default();
-    while remaining > 0 {
+    let mut pending: HashMap<i32, Vec<(i64, OutcomeEvent)>> = HashMap::new();
+    while !ends.is_empty() {
         let Some(message) = consumer.poll(Duration::from_secs(5)) else {
             // What is left below an end offset may be control records (transactions), which
             // advance the position without reaching the application.
-            remaining -= finished_by_position(&consumer, topic, &mut ends)?;
-            if remaining == 0 {
+            finished_by_position(consumer, topic, ends)?;
+            if ends.is_empty() {
                 break;
             }
             return Err(format!("the topic stopped answering after {read} messages").into());
@@ -94,10 +127,9 @@ pub async fn query(config: Config, args: QueryArgs) -> Result<(), Box<dyn std::e
         let (partition, offset) = (message.partition(), message.offset());
         if ends.get(&partition).is_some_and(|&end| offset + 1 >= end) {
             ends.remove(&partition);
-            remaining -= 1;
         }
         match OutcomeEvent::from_json_slice(message.payload().unwrap_or_default()) {
-            Ok(event) if in_range(&event, &args) => {
+            Ok(event) if in_range(&event, args) => {
                 let batch = pending.entry(partition).or_default();
                 batch.push((offset, event));
                 if batch.len() >= 4096 {
@@ -111,30 +143,26 @@ pub async fn query(config: Config, args: QueryArgs) -> Result<(), Box<dyn std::e
     for (partition, batch) in pending {
         engine.ingest_events(partition, &batch, started)?;
     }
-    let far_future = Utc::now().timestamp_millis() + 100 * 365 * 24 * 3600 * 1000;
-    let closed = engine.advance(started + Duration::from_secs(400 * 24 * 3600), far_future)?;
-    for window in &closed {
-        if args.json {
-            for record in window_records(window) {
-                println!("{}", record.value);
-            }
-        } else {
-            println!(
-                "window {} .. {}",
-                DateTime::from_timestamp_millis(window.result.window.start).unwrap_or_default(),
-                DateTime::from_timestamp_millis(window.result.window.end).unwrap_or_default()
-            );
-            println!(
-                "{}",
-                datafusion::arrow::util::pretty::pretty_format_batches(std::slice::from_ref(
-                    &window.result.rows
-                ))?
-            );
+    Ok((read, rejected))
+}
+
+/// Prints a window's rows: as JSON lines, or under a heading as a table.
+fn print_window(window: &ClosedWindow, json: bool) -> Result<(), Box<dyn std::error::Error>> {
+    if json {
+        for record in window_records(window) {
+            println!("{}", record.value);
         }
+        return Ok(());
     }
-    eprintln!(
-        "{read} messages read, {rejected} rejected, {} windows",
-        closed.len()
+    println!(
+        "window {} .. {}",
+        DateTime::from_timestamp_millis(window.result.window.start).unwrap_or_default(),
+        DateTime::from_timestamp_millis(window.result.window.end).unwrap_or_default()
+    );
+    let rows = std::slice::from_ref(&window.result.rows);
+    println!(
+        "{}",
+        datafusion::arrow::util::pretty::pretty_format_batches(rows)?
     );
     Ok(())
 }
@@ -144,20 +172,18 @@ fn in_range(event: &OutcomeEvent, args: &QueryArgs) -> bool {
         && args.to.is_none_or(|to| event.timestamp < to)
 }
 
-/// Removes from `ends` the partitions whose read position has reached their end offset;
-/// returns how many it removed.
+/// Removes from `ends` the partitions whose read position has reached their end offset.
 fn finished_by_position(
     consumer: &BaseConsumer,
     topic: &str,
-    ends: &mut std::collections::HashMap<i32, i64>,
-) -> Result<usize, Box<dyn std::error::Error>> {
+    ends: &mut HashMap<i32, i64>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let positions = consumer.position()?;
-    let before = ends.len();
     ends.retain(|&partition, &mut end| {
         !matches!(
             positions.find_partition(topic, partition).map(|p| p.offset()),
             Some(Offset::Offset(position)) if position >= end
         )
     });
-    Ok(before - ends.len())
+    Ok(())
 }

@@ -11,6 +11,7 @@ use serde_json::{Map, json};
 
 use feedback_pipeline::config::Config;
 use feedback_pipeline::kafka::EmbeddedCluster;
+use feedback_pipeline::metrics::StatsSnapshot;
 use feedback_pipeline::processor::Processor;
 use feedback_pipeline::producer::{ActionDispatcher, FeedbackPipeline, PipelineOptions};
 use feedback_pipeline::simulate::Fleet;
@@ -54,28 +55,7 @@ pub async fn run(config: Config, args: RunArgs) -> Result<(), Box<dyn std::error
         Some(&servers),
     ))?);
     let dispatcher = Arc::new(ActionDispatcher::new(Arc::clone(&pipeline)));
-    let fleet = Fleet::standard(1);
-    let agents: Vec<_> = fleet.agents().iter().cloned().map(Arc::new).collect();
-    let rate = args.rate.max(1);
-    let agents_task = tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate);
-        for n in 0u64.. {
-            ticker.tick().await;
-            let agent = Arc::clone(&agents[(n % agents.len() as u64) as usize]);
-            let dispatcher = Arc::clone(&dispatcher);
-            tokio::spawn(async move {
-                dispatcher
-                    .dispatch(
-                        agent.as_ref(),
-                        "process_task",
-                        json!({ "n": n }),
-                        Map::new(),
-                        &["simulated"],
-                    )
-                    .await
-            });
-        }
-    });
+    let agents_task = spawn_fleet(dispatcher, args.rate);
 
     let mut check = tokio::time::interval(Duration::from_millis(100));
     let shutdown = shutdown_signal();
@@ -106,7 +86,38 @@ pub async fn run(config: Config, args: RunArgs) -> Result<(), Box<dyn std::error
     let _ = stop_http.send(());
     let _ = http.await;
     pipeline.shutdown(Duration::from_secs(5));
-    let snapshot = stats.snapshot();
+    print_summary(&stats.snapshot(), &pipeline);
+    Ok(())
+}
+
+/// Dispatches the standard simulated fleet's actions, `rate` per second, round robin.
+fn spawn_fleet(dispatcher: Arc<ActionDispatcher>, rate: u32) -> tokio::task::JoinHandle<()> {
+    let fleet = Fleet::standard(1);
+    let agents: Vec<_> = fleet.agents().iter().cloned().map(Arc::new).collect();
+    let rate = rate.max(1);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate);
+        for n in 0u64.. {
+            ticker.tick().await;
+            let agent = Arc::clone(&agents[(n % agents.len() as u64) as usize]);
+            let dispatcher = Arc::clone(&dispatcher);
+            tokio::spawn(async move {
+                dispatcher
+                    .dispatch(
+                        agent.as_ref(),
+                        "process_task",
+                        json!({ "n": n }),
+                        Map::new(),
+                        &["simulated"],
+                    )
+                    .await
+            });
+        }
+    })
+}
+
+/// The run's totals and the recent events per agent.
+fn print_summary(snapshot: &StatsSnapshot, pipeline: &FeedbackPipeline) {
     println!(
         "{} events consumed, {} windows emitted, dead letters {:?}",
         snapshot.consumed, snapshot.windows_emitted, snapshot.dead_letters
@@ -118,5 +129,4 @@ pub async fn run(config: Config, args: RunArgs) -> Result<(), Box<dyn std::error
     for (agent, count) in per_agent {
         println!("  {agent:<18} {count:>8} recent events");
     }
-    Ok(())
 }

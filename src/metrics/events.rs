@@ -161,6 +161,16 @@ impl EventMetrics {
                     .observe(event.duration_ms / 1000.0);
             }
         }
+        self.add_sums(&series);
+        for ((agent, error_type), count) in errors.into_values() {
+            self.errors
+                .with_label_values(&[&agent, &error_type])
+                .inc_by(count);
+        }
+    }
+
+    /// Adds each series' sums of a batch to its counters.
+    fn add_sums(&self, series: &HashMap<(&str, &str), SeriesSums>) {
         for sums in series.values() {
             let labels = [sums.labels.0.as_str(), sums.labels.1.as_str()];
             for (status, &count) in OutcomeStatus::ALL.iter().zip(&sums.outcomes) {
@@ -176,11 +186,6 @@ impl EventMetrics {
             if let Some(cost) = sums.cost {
                 self.cost.with_label_values(&labels).inc_by(cost);
             }
-        }
-        for ((agent, error_type), count) in errors.into_values() {
-            self.errors
-                .with_label_values(&[&agent, &error_type])
-                .inc_by(count);
         }
     }
 

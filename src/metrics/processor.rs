@@ -73,6 +73,49 @@ fn gauge(name: &str, help: &str) -> prometheus::Result<IntGauge> {
     IntGauge::with_opts(Opts::new(name, help))
 }
 
+fn counters(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    IntCounterVec::new(Opts::new(name, help), labels)
+}
+
+fn gauges(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+    IntGaugeVec::new(Opts::new(name, help), labels)
+}
+
+/// Dead letters by reason, every reason's series present (at 0) from the start.
+fn dead_letter_counters() -> prometheus::Result<IntCounterVec> {
+    let dead_letters = counters(
+        "feedback_pipeline_processor_dead_letters_total",
+        "Messages sent to the dead-letter topic, by reason.",
+        &["reason"],
+    )?;
+    for reason in reasons::ALL {
+        dead_letters.with_label_values(&[reason]);
+    }
+    Ok(dead_letters)
+}
+
+fn emit_latency() -> prometheus::Result<Histogram> {
+    Histogram::with_opts(
+        HistogramOpts::new(
+            "feedback_pipeline_processor_emit_latency_seconds",
+            "From closing windows to the broker acknowledging their results.",
+        )
+        .buckets(vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]),
+    )
+}
+
+fn source_connected() -> prometheus::Result<IntGauge> {
+    let connected = gauge(
+        "feedback_pipeline_processor_source_connected",
+        "1 while the source consumer reaches a broker (partitions can be idle only then), 0 \
+         during an outage.",
+    )?;
+    connected.set(1);
+    Ok(connected)
+}
+
 impl ProcessorStats {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
@@ -105,47 +148,25 @@ impl ProcessorStats {
     }
 
     fn unregistered() -> prometheus::Result<Self> {
-        let dead_letters = IntCounterVec::new(
-            Opts::new(
-                "feedback_pipeline_processor_dead_letters_total",
-                "Messages sent to the dead-letter topic, by reason.",
-            ),
-            &["reason"],
-        )?;
-        for reason in reasons::ALL {
-            dead_letters.with_label_values(&[reason]);
-        }
         Ok(Self {
             consumed: counter(
                 "feedback_pipeline_processor_events_consumed_total",
                 "Messages read from the outcome topic.",
             )?,
-            windows_emitted: IntCounterVec::new(
-                Opts::new(
-                    "feedback_pipeline_processor_windows_emitted_total",
-                    "Windows closed with at least one row, by query (a query grouped by the \
+            windows_emitted: counters(
+                "feedback_pipeline_processor_windows_emitted_total",
+                "Windows closed with at least one row, by query (a query grouped by the \
                      topic's key counts each partition's piece of a window).",
-                ),
                 &["query"],
             )?,
-            window_updates: IntCounterVec::new(
-                Opts::new(
-                    "feedback_pipeline_processor_window_updates_total",
-                    "Result rows emitted again with new values: an event within \
+            window_updates: counters(
+                "feedback_pipeline_processor_window_updates_total",
+                "Result rows emitted again with new values: an event within \
                      WINDOW_ALLOWED_LATENESS_MS reached their window after it was emitted, \
                      by query.",
-                ),
                 &["query"],
             )?,
-            source_connected: {
-                let connected = gauge(
-                    "feedback_pipeline_processor_source_connected",
-                    "1 while the source consumer reaches a broker (partitions can be idle \
-                     only then), 0 during an outage.",
-                )?;
-                connected.set(1);
-                connected
-            },
+            source_connected: source_connected()?,
             result_records: counter(
                 "feedback_pipeline_processor_result_records_total",
                 "Result rows sent to the metrics topic.",
@@ -166,13 +187,11 @@ impl ProcessorStats {
                 "feedback_pipeline_processor_late_events_total",
                 "Events for windows emitted more than WINDOW_ALLOWED_LATENESS_MS before, sent to the dead-letter topic.",
             )?,
-            dead_letters,
-            send_failures: IntCounterVec::new(
-                Opts::new(
-                    "feedback_pipeline_processor_send_failures_total",
-                    "Records the processor's producer could not send, by topic and reason \
+            dead_letters: dead_letter_counters()?,
+            send_failures: counters(
+                "feedback_pipeline_processor_send_failures_total",
+                "Records the processor's producer could not send, by topic and reason \
                      (librdkafka's error name, or too_large when refused before sending).",
-                ),
                 &["topic", "reason"],
             )?,
             assigned_partitions: gauge(
@@ -187,31 +206,20 @@ impl ProcessorStats {
                 "feedback_pipeline_processor_open_groups",
                 "Open (pane, group) aggregate states over all queries.",
             )?,
-            consumer_lag: IntGaugeVec::new(
-                Opts::new(
-                    "feedback_pipeline_processor_consumer_lag_messages",
-                    "Messages between this consumer's position and the partition's end.",
-                ),
+            consumer_lag: gauges(
+                "feedback_pipeline_processor_consumer_lag_messages",
+                "Messages between this consumer's position and the partition's end.",
                 &["topic", "partition"],
             )?,
-            emit_latency: Histogram::with_opts(
-                HistogramOpts::new(
-                    "feedback_pipeline_processor_emit_latency_seconds",
-                    "From closing windows to the broker acknowledging their results.",
-                )
-                .buckets(vec![
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ]),
-            )?,
-            alerts_firing: IntGaugeVec::new(
-                Opts::new("feedback_pipeline_alerts_firing", "Alerts firing, by rule."),
+            emit_latency: emit_latency()?,
+            alerts_firing: gauges(
+                "feedback_pipeline_alerts_firing",
+                "Alerts firing, by rule.",
                 &["rule"],
             )?,
-            alert_records: IntCounterVec::new(
-                Opts::new(
-                    "feedback_pipeline_alert_records_total",
-                    "Alert records written, by rule and action (trigger, resolve).",
-                ),
+            alert_records: counters(
+                "feedback_pipeline_alert_records_total",
+                "Alert records written, by rule and action (trigger, resolve).",
                 &["rule", "action"],
             )?,
             watermark: WatermarkLag::new()?,

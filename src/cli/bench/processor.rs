@@ -150,30 +150,52 @@ pub async fn processor(
     config.topics.alerts = format!("{}-alerts", topic.name);
     config.topics.dead_letters = format!("{}-dlq", topic.name);
     config.processor.metrics_addr = "127.0.0.1:0".into();
+    let fresh_groups = embedded.is_none() && args.skip_produce;
+    let (processor_rates, bare_rates) =
+        measure(&mut config, &servers, &queries, &args, fresh_groups).await?;
+    report(processor_rates, bare_rates);
+    Ok(())
+}
+
+/// Runs the processor (and, unless `--processor-only`, the bare consumer) `runs` times;
+/// returns the rates of each. `fresh_groups`: the topic was read before, so each run reads
+/// it from the start with a new group.
+async fn measure(
+    config: &mut Config,
+    servers: &str,
+    queries: &[Arc<QueryDefinition>],
+    args: &ProcessorBenchArgs,
+    fresh_groups: bool,
+) -> Result<(Vec<f64>, Vec<f64>), Box<dyn std::error::Error>> {
+    let topic = config.topics.outcomes.clone();
     let mut processor_rates = Vec::new();
     let mut bare_rates = Vec::new();
     for run in 0..args.runs {
-        config.kafka.consumer_group = group(&topic.name, run);
-        if embedded.is_none() && args.skip_produce {
-            // A topic read before: a new group, so it is read from the start again.
+        config.kafka.consumer_group = group(&topic, run);
+        if fresh_groups {
             config.kafka.consumer_group += &format!("-{}", uuid::Uuid::new_v4().simple());
         }
-        let rate = processor_run(&config, &servers, &queries, args.events as u64).await?;
+        let rate = processor_run(config, servers, queries, args.events as u64).await?;
         processor_rates.push(rate);
         if args.processor_only {
             println!("run {run}: processor {rate:>10.0} events/s");
             continue;
         }
         let bare = tokio::task::block_in_place(|| {
-            bare_consumer_run(&config, &servers, &topic.name, args.events)
+            bare_consumer_run(config, servers, &topic, args.events)
         })?;
         bare_rates.push(bare);
         println!(
             "run {run}: processor {rate:>10.0} events/s   bare consumer {bare:>10.0} events/s"
         );
     }
+    Ok((processor_rates, bare_rates))
+}
+
+/// Prints the medians, their ratio and the peak memory.
+fn report(mut processor_rates: Vec<f64>, mut bare_rates: Vec<f64>) {
     let processor = median(&mut processor_rates);
-    if args.processor_only {
+    if bare_rates.is_empty() {
         println!("median: processor {processor:.0} events/s");
     } else {
         let bare = median(&mut bare_rates);
@@ -185,7 +207,6 @@ pub async fn processor(
     if let Some(peak) = peak_rss_mb() {
         println!("peak RSS while consuming (VmHWM after the producing phase): {peak:.0} MB");
     }
-    Ok(())
 }
 
 /// Produces the synthetic events: `agents` agents, event time rising evenly over the span
