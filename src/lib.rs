@@ -1,15 +1,18 @@
 //! feedback-pipeline: outcome tracking for AI agent actions.
 //!
-//! The data path, as the modules are laid out:
+//! The modules, in the order of the data path; each uses only modules listed before it:
 //!
-//! - [`event`]: the contract, [`event::OutcomeEvent`], shared by both sides;
+//! - [`event`]: the contract, [`event::OutcomeEvent`], shared by both sides, and the
+//!   dead-letter reasons;
 //! - [`config`]: environment configuration for everything below;
-//! - [`producer`]: agents, [`producer::ActionDispatcher`], [`producer::FeedbackPipeline`]
-//!   (producer side: agents → events → Kafka, with a disk spool);
+//! - [`keys`]: composite record keys with escaped parts;
+//! - [`window`]: event-time windows and result cells as plain data;
 //! - [`kafka`]: topic administration and the embedded in-process cluster;
-//! - [`processor`]: the service (consumer group → windows in DataFusion SQL → `agent-metrics`);
+//! - [`producer`]: agents, [`producer::ActionDispatcher`], [`producer::FeedbackPipeline`]
+//!   (agents → events → Kafka, with a disk spool);
 //! - [`alerts`]: rules on closed windows → `agent-alerts` → PagerDuty / Slack;
 //! - [`metrics`]: the Prometheus exposition served on `/metrics`;
+//! - [`processor`]: the service by stage: source → windows → sql → sinks, driven by its loop;
 //! - [`simulate`]: a fleet of simulated agents for the embedded default and benchmarks.
 
 #![warn(missing_docs)]

@@ -20,7 +20,7 @@ use common::wait_until;
 use feedback_pipeline::alerts::forward::Forwarder;
 use feedback_pipeline::alerts::record::dedup_key;
 use feedback_pipeline::alerts::{AlertAction, AlertRecord, AlertSeverity};
-use feedback_pipeline::config::{Config, VarSource};
+use feedback_pipeline::config::Config;
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 
 const ROUTING_KEY: &str = "R0UTING-KEY-under-test";
@@ -109,20 +109,18 @@ fn config(servers: &str, receiver: std::net::SocketAddr) -> Config {
 }
 
 fn config_with(servers: &str, receiver: std::net::SocketAddr, extra: &[(&str, &str)]) -> Config {
+    let pagerduty_url = format!("http://{receiver}/pagerduty");
+    let slack_url = format!("http://{receiver}/slack");
     let mut vars = vec![
-        ("KAFKA_BOOTSTRAP_SERVERS", servers.to_owned()),
-        ("KAFKA_ALERTS_TOPIC", "alerts-forward".to_owned()),
-        ("ALERT_FORWARDER_GROUP", "forwarder-test".to_owned()),
-        ("PAGERDUTY_ROUTING_KEY", ROUTING_KEY.to_owned()),
-        (
-            "PAGERDUTY_EVENTS_URL",
-            format!("http://{receiver}/pagerduty"),
-        ),
-        ("SLACK_WEBHOOK_URL", format!("http://{receiver}/slack")),
-        ("ALERT_MAX_BACKOFF_MS", "200".to_owned()),
+        ("KAFKA_ALERTS_TOPIC", "alerts-forward"),
+        ("ALERT_FORWARDER_GROUP", "forwarder-test"),
+        ("PAGERDUTY_ROUTING_KEY", ROUTING_KEY),
+        ("PAGERDUTY_EVENTS_URL", pagerduty_url.as_str()),
+        ("SLACK_WEBHOOK_URL", slack_url.as_str()),
+        ("ALERT_MAX_BACKOFF_MS", "200"),
     ];
-    vars.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    Config::from_source(&VarSource::new(vars)).unwrap()
+    vars.extend_from_slice(extra);
+    common::config(servers, &vars)
 }
 
 /// Runs a forwarder until the returned sender fires.

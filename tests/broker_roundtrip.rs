@@ -13,7 +13,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 
 use common::broker::KafkaCluster;
-use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::OutcomeEvent;
 use feedback_pipeline::kafka::{EmbeddedCluster, TopicSpec, ensure_topics};
 use feedback_pipeline::simulate::Fleet;
@@ -31,12 +30,10 @@ async fn round_trip(
     count: usize,
     create_topic: bool,
 ) {
-    let config = Config::from_source(&VarSource::new([
-        ("KAFKA_BOOTSTRAP_SERVERS", servers),
-        ("KAFKA_COMPRESSION", compression),
-        ("KAFKA_LINGER_MS", "5"),
-    ]))
-    .unwrap();
+    let config = common::config(
+        servers,
+        &[("KAFKA_COMPRESSION", compression), ("KAFKA_LINGER_MS", "5")],
+    );
     if create_topic {
         ensure_topics(
             &config.kafka.client_config(servers),

@@ -1,9 +1,12 @@
 //! The event contract: the design documents' examples round-trip, bad input is rejected with the
 //! field named and never panics, and the builder fills what it promises.
 
+mod common;
+
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 
+use common::rng::Rng;
 use feedback_pipeline::event::limits::{MAX_EVENT_BYTES, MAX_TAGS};
 use feedback_pipeline::event::{EventErrorKind, EventSeverity, OutcomeEvent, OutcomeStatus};
 
@@ -238,13 +241,7 @@ fn malformed_input_is_rejected_as_malformed_json() {
 #[test]
 fn mutated_bytes_never_panic() {
     // Deterministic xorshift mutations of both examples: flips, truncations, insertions.
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut rejected = 0;
     for round in 0..5_000 {
         let source = if round % 2 == 0 {
@@ -253,12 +250,12 @@ fn mutated_bytes_never_panic() {
             FAILURE_EXAMPLE
         };
         let mut bytes = source.as_bytes().to_vec();
-        for _ in 0..(1 + next() % 4) {
-            let at = (next() as usize) % bytes.len();
-            match next() % 3 {
-                0 => bytes[at] = next() as u8,
+        for _ in 0..(1 + rng.next() % 4) {
+            let at = (rng.next() as usize) % bytes.len();
+            match rng.next() % 3 {
+                0 => bytes[at] = rng.next() as u8,
                 1 => bytes.truncate(at.max(1)),
-                _ => bytes.insert(at, next() as u8),
+                _ => bytes.insert(at, rng.next() as u8),
             }
         }
         if let Err(err) = OutcomeEvent::from_json_slice(&bytes) {

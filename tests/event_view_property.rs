@@ -6,7 +6,8 @@ mod common;
 
 use proptest::prelude::*;
 
-use common::hostile::{Rng, hostile};
+use common::hostile::hostile;
+use common::rng::Rng;
 use feedback_pipeline::event::{OutcomeEvent, OutcomeEventView, OutcomeStatus};
 
 fn base(seed: u64) -> OutcomeEvent {

@@ -14,7 +14,6 @@ use common::broker::KafkaCluster;
 use common::topic::read_raw;
 use common::wait_until;
 use common::windows::{WindowRun, events, expected_keys};
-use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::OutcomeEvent;
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::producer::{FeedbackPipeline, PipelineOptions};
@@ -64,13 +63,14 @@ async fn a_leader_killed_while_the_producer_publishes_loses_and_repeats_nothing(
     let cluster = KafkaCluster::start_with(3, None);
     let servers = cluster.bootstrap_servers();
     let spool = tempfile::tempdir().unwrap();
-    let config = Config::from_source(&VarSource::new([
-        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
-        ("KAFKA_OUTCOME_TOPIC", TOPIC),
-        ("KAFKA_LINGER_MS", "5"),
-        ("SPOOL_DIR", spool.path().to_str().unwrap()),
-    ]))
-    .unwrap();
+    let config = common::config(
+        &servers,
+        &[
+            ("KAFKA_OUTCOME_TOPIC", TOPIC),
+            ("KAFKA_LINGER_MS", "5"),
+            ("SPOOL_DIR", spool.path().to_str().unwrap()),
+        ],
+    );
     let client = config.kafka.client_config(&servers);
     ensure_topics(
         &client,

@@ -17,7 +17,6 @@ use common::topic::send_one;
 use common::wait_until;
 use common::windows::start;
 use feedback_pipeline::alerts::rules::{BUILTIN_RULES, parse_rules};
-use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::metrics::CONTENT_TYPE;
@@ -191,7 +190,6 @@ async fn prometheus_scrapes_metrics_and_every_dashboard_panel_returns_data() {
     let broker = KafkaCluster::start();
     let servers = broker.bootstrap_servers();
     let vars = [
-        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
         ("KAFKA_OUTCOME_TOPIC", "outcomes-prom"),
         ("KAFKA_METRICS_TOPIC", "metrics-prom"),
         ("KAFKA_ALERTS_TOPIC", "alerts-prom"),
@@ -203,7 +201,7 @@ async fn prometheus_scrapes_metrics_and_every_dashboard_panel_returns_data() {
         ("PROCESSOR_TICK_MS", "100"),
         ("SPOOL_DIR", "off"),
     ];
-    let config = Config::from_source(&VarSource::new(vars)).unwrap();
+    let config = common::config(&servers, &vars);
     let topics: Vec<_> = ["outcomes-prom", "metrics-prom", "alerts-prom", "dlq-prom"]
         .iter()
         .map(|name| TopicSpec::new(*name, 2))

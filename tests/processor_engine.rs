@@ -1,6 +1,8 @@
 //! The window engine against values computed independently by plain loops over the same
 //! out-of-order events: counts exact, averages to 1e-9, p95 within the sketch's error.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,26 +11,13 @@ use chrono::{TimeZone, Utc};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 
+use common::rng::Rng;
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::processor::QueryDefinition;
 use feedback_pipeline::processor::{ClosedWindow, EngineSettings, WindowEngine};
 
 const MINUTE: i64 = 60_000;
 const BASE: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
-
-/// xorshift: deterministic data without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 struct Generated {
     /// (partition, offset, event), per partition in offset order.

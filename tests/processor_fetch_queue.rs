@@ -19,7 +19,7 @@ use common::broker::KafkaCluster;
 use common::topic::{read_raw, send_all, send_one};
 use common::wait_until;
 use common::windows::start;
-use feedback_pipeline::config::{Config, VarSource};
+use feedback_pipeline::config::Config;
 use feedback_pipeline::event::OutcomeEvent;
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::metrics::ProcessorStats;
@@ -221,12 +221,11 @@ impl Backlog {
         .unwrap();
         let group = format!("backlog-{}", uuid::Uuid::new_v4().simple());
         let mut all_vars = vec![
-            ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
             ("KAFKA_CONSUMER_GROUP", group.as_str()),
             ("PROCESSOR_SQL_DIR", sql_dir.path().to_str().unwrap()),
         ];
         all_vars.extend_from_slice(vars);
-        let config = Config::from_source(&VarSource::new(all_vars)).unwrap();
+        let config = common::config(&servers, &all_vars);
         let topics = &config.topics;
         ensure_topics(
             &config.kafka.client_config(&servers),

@@ -13,7 +13,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use common::broker::KafkaCluster;
-use common::hostile::{Rng, expected_reason, hostile, oversized};
+use common::hostile::{expected_reason, hostile, oversized};
+use common::rng::Rng;
 use common::topic::{committed_offsets, read_raw, send_all};
 use common::wait_until;
 use common::windows::{WindowRun, assert_plain_loop, events, expected_keys, own_cluster};

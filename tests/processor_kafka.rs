@@ -13,10 +13,10 @@ use rdkafka::producer::FutureProducer;
 use serde_json::Value;
 
 use common::broker::KafkaCluster;
+use common::rng::Rng;
 use common::topic::{read_raw, send_all, send_one};
 use common::wait_until;
 use common::windows::start;
-use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::processor::Processor;
@@ -24,16 +24,6 @@ use feedback_pipeline::processor::QueryDefinition;
 
 const BASE: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const WINDOW: i64 = 10_000;
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn event(rng: &mut Rng, n: usize) -> OutcomeEvent {
     let agent = rng.below(6);
@@ -82,20 +72,21 @@ async fn windows_match_a_plain_loop_and_bad_input_goes_to_the_dead_letter_topic(
     )
     .unwrap();
     let group = format!("processor-{}", uuid::Uuid::new_v4().simple());
-    let config = Config::from_source(&VarSource::new([
-        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
-        ("KAFKA_CONSUMER_GROUP", group.as_str()),
-        ("PROCESSOR_SQL_DIR", sql_dir.path().to_str().unwrap()),
-        ("WINDOW_OUT_OF_ORDER_MS", "4000"),
-        ("WINDOW_GRACE_MS", "0"),
-        ("WINDOW_IDLE_CLOSE_MS", "1500"),
-        // Quiet windows are final once idle: the late event below is late at once.
-        ("WINDOW_ALLOWED_LATENESS_MS", "0"),
-        ("PROCESSOR_TICK_MS", "50"),
-        // Room for the oversized (over 1 MiB) input below.
-        ("KAFKA_PROPERTY_MESSAGE_MAX_BYTES", "3000000"),
-    ]))
-    .unwrap();
+    let config = common::config(
+        &servers,
+        &[
+            ("KAFKA_CONSUMER_GROUP", group.as_str()),
+            ("PROCESSOR_SQL_DIR", sql_dir.path().to_str().unwrap()),
+            ("WINDOW_OUT_OF_ORDER_MS", "4000"),
+            ("WINDOW_GRACE_MS", "0"),
+            ("WINDOW_IDLE_CLOSE_MS", "1500"),
+            // Quiet windows are final once idle: the late event below is late at once.
+            ("WINDOW_ALLOWED_LATENESS_MS", "0"),
+            ("PROCESSOR_TICK_MS", "50"),
+            // Room for the oversized (over 1 MiB) input below.
+            ("KAFKA_PROPERTY_MESSAGE_MAX_BYTES", "3000000"),
+        ],
+    );
     let topics = &config.topics;
     ensure_topics(
         &config.kafka.client_config(&servers),

@@ -14,7 +14,6 @@ use common::wait_until;
 use common::windows::{
     RunningProcessor, WindowRun, events, latest_results, own_cluster, plain_loop_mismatch,
 };
-use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::OutcomeEvent;
 use feedback_pipeline::producer::{FeedbackPipeline, PipelineOptions};
 
@@ -142,15 +141,16 @@ async fn a_broker_outage_while_producers_spool_loses_nothing() {
         )
         .await;
     let spool = tempfile::tempdir().unwrap();
-    let config = Config::from_source(&VarSource::new([
-        ("KAFKA_BOOTSTRAP_SERVERS", run.servers.as_str()),
-        ("KAFKA_OUTCOME_TOPIC", OUTCOMES),
-        ("KAFKA_LINGER_MS", "5"),
-        // Short, so the outage outlasts librdkafka's own retries and the spool is used.
-        ("KAFKA_MESSAGE_TIMEOUT_MS", "1500"),
-        ("SPOOL_DIR", spool.path().to_str().unwrap()),
-    ]))
-    .unwrap();
+    let config = common::config(
+        &run.servers,
+        &[
+            ("KAFKA_OUTCOME_TOPIC", OUTCOMES),
+            ("KAFKA_LINGER_MS", "5"),
+            // Short, so the outage outlasts librdkafka's own retries and the spool is used.
+            ("KAFKA_MESSAGE_TIMEOUT_MS", "1500"),
+            ("SPOOL_DIR", spool.path().to_str().unwrap()),
+        ],
+    );
     let pipeline = FeedbackPipeline::new(PipelineOptions::from_config(&config, None)).unwrap();
     wait_until(
         Duration::from_secs(60),

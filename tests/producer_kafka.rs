@@ -11,7 +11,6 @@ use serde_json::{Map, json};
 use common::agents::{Behaviour, ScriptedAgent};
 use common::broker::KafkaCluster;
 use common::topic::read_events;
-use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::producer::{
@@ -26,13 +25,13 @@ async fn kafka_pipeline(
     extra: &[(&str, &str)],
 ) -> Arc<FeedbackPipeline> {
     let servers = broker.bootstrap_servers();
-    let base = [
-        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
+    let mut vars = vec![
         ("KAFKA_OUTCOME_TOPIC", topic),
         ("KAFKA_LINGER_MS", "5"),
         ("SPOOL_DIR", spool.to_str().unwrap()),
     ];
-    let config = Config::from_source(&VarSource::new(base.iter().chain(extra).copied())).unwrap();
+    vars.extend_from_slice(extra);
+    let config = common::config(&servers, &vars);
     ensure_topics(
         &config.kafka.client_config(&servers),
         &[TopicSpec::new(topic, 4)],

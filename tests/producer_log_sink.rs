@@ -4,11 +4,12 @@
 //! Its own test binary: it installs the process-wide tracing subscriber, which the sink
 //! thread logs through.
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::producer::{FeedbackPipeline, PipelineOptions};
 use tracing_subscriber::fmt::MakeWriter;
@@ -47,11 +48,10 @@ fn outcomes_are_logged_and_kafka_stays_off() {
 
     // A broker address is configured, but ENABLE_KAFKA=false wins: nothing may try it.
     let vars = [
-        ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
         ("ENABLE_KAFKA", "false"),
         ("ENABLE_OUTCOME_LOGGING", "true"),
     ];
-    let config = Config::from_source(&VarSource::new(vars)).unwrap();
+    let config = common::config("127.0.0.1:9", &vars);
     let pipeline = FeedbackPipeline::new(PipelineOptions::from_config(&config, None)).unwrap();
     let events: Vec<_> = ["planner", "coder"]
         .into_iter()

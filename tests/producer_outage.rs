@@ -13,7 +13,6 @@ use common::agents::{Behaviour, ScriptedAgent};
 use common::broker::KafkaCluster;
 use common::topic::read_events;
 use common::wait_until;
-use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::producer::{ActionDispatcher, FeedbackPipeline, PipelineOptions};
 
@@ -25,14 +24,16 @@ async fn events_recorded_during_an_outage_all_reach_the_topic() {
     let data = tempfile::tempdir().unwrap();
     let mut broker = KafkaCluster::start();
     let servers = broker.bootstrap_servers();
-    let config = Config::from_source(&VarSource::new([
-        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
-        ("KAFKA_LINGER_MS", "5"),
-        // Short, so the outage outlasts librdkafka's own retries and the spool is exercised.
-        ("KAFKA_MESSAGE_TIMEOUT_MS", "1500"),
-        ("SPOOL_DIR", data.path().join("spool").to_str().unwrap()),
-    ]))
-    .unwrap();
+    let spool_dir = data.path().join("spool");
+    let config = common::config(
+        &servers,
+        &[
+            ("KAFKA_LINGER_MS", "5"),
+            // Short, so the outage outlasts librdkafka's own retries and the spool is exercised.
+            ("KAFKA_MESSAGE_TIMEOUT_MS", "1500"),
+            ("SPOOL_DIR", spool_dir.to_str().unwrap()),
+        ],
+    );
     ensure_topics(
         &config.kafka.client_config(&servers),
         &[TopicSpec::new(TOPIC, 4)],
@@ -132,17 +133,18 @@ async fn events_the_topic_refuses_are_set_aside_and_the_replay_goes_on() {
     let mut broker = KafkaCluster::start();
     let servers = broker.bootstrap_servers();
     topic_with_record_limit(&servers, TOPIC, 2_048).await;
-    let config = Config::from_source(&VarSource::new([
-        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
-        ("KAFKA_OUTCOME_TOPIC", TOPIC),
-        ("KAFKA_LINGER_MS", "5"),
-        ("KAFKA_MESSAGE_TIMEOUT_MS", "1500"),
-        // One record per batch, uncompressed: the topic's limit then applies to each event.
-        ("KAFKA_BATCH_SIZE", "1"),
-        ("KAFKA_COMPRESSION", "none"),
-        ("SPOOL_DIR", spool_dir.to_str().unwrap()),
-    ]))
-    .unwrap();
+    let config = common::config(
+        &servers,
+        &[
+            ("KAFKA_OUTCOME_TOPIC", TOPIC),
+            ("KAFKA_LINGER_MS", "5"),
+            ("KAFKA_MESSAGE_TIMEOUT_MS", "1500"),
+            // One record per batch, uncompressed: the topic's limit then applies to each event.
+            ("KAFKA_BATCH_SIZE", "1"),
+            ("KAFKA_COMPRESSION", "none"),
+            ("SPOOL_DIR", spool_dir.to_str().unwrap()),
+        ],
+    );
     let pipeline = FeedbackPipeline::new(PipelineOptions::from_config(&config, None)).unwrap();
 
     // Through an outage every event goes to the spool; one in ten is over the topic's limit.

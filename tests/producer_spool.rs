@@ -1,10 +1,11 @@
 //! The disk spool's failure modes: full, corrupted, unwritable. Clear errors, counted drops,
 //! no panic; and replay order survives a restart.
 
+mod common;
+
 use std::fs;
 use std::time::Duration;
 
-use feedback_pipeline::config::{Config, VarSource};
 use feedback_pipeline::event::OutcomeEvent;
 use feedback_pipeline::producer::FeedbackPipeline;
 use feedback_pipeline::producer::PipelineOptions;
@@ -12,8 +13,7 @@ use feedback_pipeline::producer::pipeline::{FlushOutcome, Spool, SpoolError};
 
 /// Options of a pipeline publishing to a port where no broker listens, with `vars` set.
 fn unreachable_broker_options(vars: &[(&str, &str)]) -> PipelineOptions {
-    let pairs = [("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")];
-    let config = Config::from_source(&VarSource::new(pairs.iter().chain(vars).copied())).unwrap();
+    let config = common::config("127.0.0.1:9", vars);
     PipelineOptions::from_config(&config, None)
 }
 

@@ -5,21 +5,8 @@
 use chrono::Utc;
 use serde_json::{Value, json};
 
+use super::rng::Rng;
 use feedback_pipeline::event::OutcomeEvent;
-
-/// xorshift64: reproducible from its seed, no dependency.
-#[derive(Debug, Clone)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
 
 /// Fields every event must carry, as the published JSON Schema lists them.
 fn required_fields() -> &'static [String] {

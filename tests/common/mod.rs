@@ -1,14 +1,30 @@
-//! Helpers shared by the integration tests: a real Apache Kafka cluster and condition waits.
+//! Helpers shared by the integration tests: a real Apache Kafka cluster, condition waits, a
+//! configuration and a seeded random generator ([`rng::Rng`]).
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 pub mod agents;
 pub mod broker;
 pub mod hostile;
+pub mod rng;
 pub mod topic;
 pub mod windows;
 
 use std::time::{Duration, Instant};
+
+use feedback_pipeline::config::{Config, VarSource};
+
+/// The configuration read from `KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers` followed by `extra`
+/// (later pairs win, as in [`VarSource::new`]). Panics when it is not valid.
+#[track_caller]
+pub fn config(bootstrap_servers: &str, extra: &[(&str, &str)]) -> Config {
+    let servers = ("KAFKA_BOOTSTRAP_SERVERS", bootstrap_servers);
+    let vars = std::iter::once(servers).chain(extra.iter().copied());
+    match Config::from_source(&VarSource::new(vars)) {
+        Ok(config) => config,
+        Err(err) => panic!("the test's configuration is not valid: {err}"),
+    }
+}
 
 /// Polls `condition` every 20 ms until it returns `Some`, or panics after `timeout` with `what`.
 pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut condition: F) -> T

@@ -8,9 +8,10 @@ use chrono::{TimeZone, Utc};
 use rdkafka::producer::FutureProducer;
 use serde_json::Value;
 
+use super::rng::Rng;
 use super::topic::{read_raw, send_all};
 use super::wait_until;
-use feedback_pipeline::config::{Config, VarSource};
+use feedback_pipeline::config::Config;
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::metrics::Metrics;
@@ -27,26 +28,20 @@ pub const QUERY: &str = "SELECT agent_name, COUNT(*) AS n, SUM(latency_ms) AS to
 
 /// `count` events of 8 agents over 90 s of event time, up to 2 s out of order (seeded).
 pub fn events(count: usize) -> Vec<OutcomeEvent> {
-    let mut state = 7u64;
-    let mut next = move |n: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % n
-    };
+    let mut rng = Rng(7);
     (0..count)
         .map(|n| {
-            let mut event = OutcomeEvent::builder(format!("agent_{}", next(8)), "act")
-                .status(if next(5) == 0 {
+            let mut event = OutcomeEvent::builder(format!("agent_{}", rng.below(8)), "act")
+                .status(if rng.below(5) == 0 {
                     OutcomeStatus::Failure
                 } else {
                     OutcomeStatus::Success
                 })
                 .build()
                 .unwrap();
-            let time = BASE + (n as i64 * 90_000) / count as i64 - next(2_000) as i64;
+            let time = BASE + (n as i64 * 90_000) / count as i64 - rng.below(2_000) as i64;
             event.timestamp = Utc.timestamp_millis_opt(time).unwrap();
-            event.latency_ms = next(100_000) as f64 / 8.0;
+            event.latency_ms = rng.below(100_000) as f64 / 8.0;
             event
         })
         .collect()
@@ -104,8 +99,20 @@ impl WindowRun {
 
     /// The processor's variables for `topic`, `group` and `metrics`.
     pub fn vars(&self, topic: &str, group: &str, metrics: &str) -> Vec<(String, String)> {
-        [
-            ("KAFKA_BOOTSTRAP_SERVERS", self.servers.as_str()),
+        std::iter::once(("KAFKA_BOOTSTRAP_SERVERS", self.servers.as_str()))
+            .chain(self.settings(topic, group, metrics))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// [`Self::vars`] without the servers, which [`super::config`] sets first.
+    fn settings<'a>(
+        &'a self,
+        topic: &'a str,
+        group: &'a str,
+        metrics: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        vec![
             ("KAFKA_OUTCOME_TOPIC", topic),
             ("KAFKA_METRICS_TOPIC", metrics),
             ("KAFKA_CONSUMER_GROUP", group),
@@ -121,14 +128,24 @@ impl WindowRun {
             // A killed member is replaced after 6 s instead of librdkafka's default 45 s.
             ("KAFKA_PROPERTY_SESSION_TIMEOUT_MS", "6000"),
         ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
     }
 
     /// [`Self::vars`] as a configuration.
     pub fn config(&self, topic: &str, group: &str, metrics: &str) -> Config {
-        Config::from_source(&VarSource::new(self.vars(topic, group, metrics))).unwrap()
+        self.config_with(topic, group, metrics, &[])
+    }
+
+    /// [`Self::vars`] with `extra` variables over them, as a configuration.
+    fn config_with(
+        &self,
+        topic: &str,
+        group: &str,
+        metrics: &str,
+        extra: &[(&str, &str)],
+    ) -> Config {
+        let mut vars = self.settings(topic, group, metrics);
+        vars.extend_from_slice(extra);
+        super::config(&self.servers, &vars)
     }
 
     /// Creates `names` with 4 partitions each.
@@ -288,9 +305,7 @@ impl WindowRun {
         extra: &[(&str, &str)],
         rules: Vec<feedback_pipeline::alerts::AlertRule>,
     ) -> RunningProcessor {
-        let mut vars = self.vars(topic, group, metrics);
-        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let config = Config::from_source(&VarSource::new(vars)).unwrap();
+        let config = self.config_with(topic, group, metrics, extra);
         let queries = QueryDefinition::load_dir(self.sql_dir.path())
             .await
             .unwrap();
