@@ -22,6 +22,9 @@ use crate::window::{Millis, WindowBounds, WindowSpec};
 
 type Accumulators = Vec<Box<dyn Accumulator>>;
 
+/// One group's encoded key and the indices of its rows in a batch.
+type GroupRows = (Box<[u8]>, Vec<u32>);
+
 /// A pane of one partition: panes are kept per partition so a revoked partition's state
 /// can be dropped, and merged across partitions when a window closes.
 pub type PaneKey = (Millis, i32);
@@ -203,11 +206,7 @@ impl PaneStore {
 
     /// The rows of `batch` by encoded group key, in the order of each group's first row (so
     /// the groups a full pane admits are the first ones the events name).
-    fn group_rows(
-        &self,
-        query: &CompiledQuery,
-        batch: &RecordBatch,
-    ) -> Result<Vec<(Box<[u8]>, Vec<u32>)>> {
+    fn group_rows(&self, query: &CompiledQuery, batch: &RecordBatch) -> Result<Vec<GroupRows>> {
         let rows = batch.num_rows();
         let Some(converter) = &self.converter else {
             return Ok(vec![(Box::default(), (0..rows as u32).collect())]);
