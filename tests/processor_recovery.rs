@@ -3,48 +3,16 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::broker::KafkaCluster;
+use common::serve::spawn_serve;
 use common::topic::committed_offsets;
 use common::wait_until;
 use common::windows::{WindowRun, events, expected_keys};
 
 /// Events per run: enough that the producer's batches hold thousands of records.
 const EVENTS: usize = 30_000;
-
-/// A `serve` child process, killed (SIGKILL) when dropped, so a failing test leaves none behind.
-struct Serve(Child);
-
-impl Serve {
-    /// Kills it with SIGKILL, as a crash would, and reaps it.
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn spawn_serve(vars: &[(String, String)]) -> Serve {
-    Command::new(env!("CARGO_BIN_EXE_feedback-pipeline"))
-        .arg("serve")
-        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env(
-            "RUST_LOG",
-            std::env::var("SERVE_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .map(Serve)
-        .expect("starting feedback-pipeline serve")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_and_restart_gives_the_results_of_an_uninterrupted_run() {

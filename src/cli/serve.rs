@@ -12,6 +12,7 @@ use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::metrics::server;
 use feedback_pipeline::processor::Processor;
 use feedback_pipeline::processor::QueryDefinition;
+use feedback_pipeline::processor::merge::repartition_topic;
 
 /// Runs the processor until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
@@ -91,6 +92,7 @@ pub fn topic_specs(config: &Config) -> Vec<TopicSpec> {
         TopicSpec::new(&config.topics.metrics, 4),
         TopicSpec::new(&config.topics.alerts, 1),
         TopicSpec::new(&config.topics.dead_letters, 1),
+        TopicSpec::new(repartition_topic(&config.kafka.consumer_group), 4),
     ]
 }
 

@@ -10,6 +10,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 
+use super::merge::{HandOff, MergeStage};
 use super::sinks::{Committer, Outbox, PermanentSendError, ResultRecord, Sends, window_records};
 use super::source::{
     ConsumedBatch, FetchQueue, OutcomeConsumer, PartitionEvents, Reassignment, create_consumer,
@@ -23,6 +24,7 @@ use crate::alerts::history::AlertHistory;
 use crate::alerts::{AlertEvaluator, AlertRecord, AlertRule};
 use crate::config::Config;
 use crate::event::reasons;
+use crate::kafka::{TopicSpec, ensure_topics};
 use crate::metrics::server::Readiness;
 use crate::metrics::{Metrics, ProcessorStats};
 
@@ -58,6 +60,9 @@ pub enum ProcessorError {
     /// Checkpoints that could not be read: processing would emit windows twice.
     #[error("{0}")]
     Checkpoint(String),
+    /// The repartition topic could not be set up.
+    #[error("repartition topic: {0}")]
+    Repartition(String),
 }
 
 /// Longest wait for the alert topic to be read back on an assignment.
@@ -73,6 +78,10 @@ pub struct Processor {
     alerts: AlertEvaluator,
     /// Read back on every assignment (see [`Self::seed_alerts`]).
     alert_history: AlertHistory,
+    /// The second phase of queries whose groups span partitions (none: no such query).
+    merge: Option<MergeStage>,
+    /// Where the first phase's partials go (set once the repartition topic is ready).
+    hand_off: Option<HandOff>,
     stats: Arc<ProcessorStats>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
@@ -110,10 +119,20 @@ impl Processor {
             Arc::clone(&readiness),
         );
         let sends = result_sends(config, servers, Arc::clone(&stats))?;
+        let global: Vec<_> = queries
+            .iter()
+            .filter(|q| !q.compiled.partition_aligned)
+            .cloned()
+            .collect();
+        let merge = if global.is_empty() {
+            None
+        } else {
+            Some(MergeStage::new(config, servers, global, 0)?)
+        };
         Ok(Self {
             fetch_queue: FetchQueue::new(Arc::clone(&consumer)),
             consumer,
-            engine: WindowEngine::new(queries, engine_settings(config))?,
+            engine: WindowEngine::new(queries, engine_settings(config))?.with_partials(),
             outbox: Outbox::new(sends, config.topics.clone(), Arc::clone(&stats)),
             committer,
             alerts: AlertEvaluator::new(Vec::new()),
@@ -122,6 +141,8 @@ impl Processor {
                 topic: config.topics.alerts.clone(),
                 timeout: ALERT_HISTORY_TIMEOUT,
             },
+            merge,
+            hand_off: None,
             stats,
             metrics,
             readiness,
@@ -180,6 +201,7 @@ impl Processor {
 
     async fn run_turns(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ProcessorError> {
         tokio::pin!(shutdown);
+        self.start_merge().await?;
         let mut batch = ConsumedBatch::with_capacity(MAX_BATCH);
         loop {
             self.readiness.turned();
@@ -236,6 +258,9 @@ impl Processor {
                 return Ok(());
             }
             self.committer.turn(&mut self.engine, self.outbox.sends());
+            if let Some(merge) = &mut self.merge {
+                merge.commit(self.outbox.sends());
+            }
             // While a backlog lasts the loop never waits: let the tasks it spawned (result
             // sends) run instead of sitting in this worker's slot until the next commit.
             tokio::task::yield_now().await;
@@ -336,16 +361,35 @@ impl Processor {
         self.engine.set_lagging(lagging, reported);
         self.engine.set_connected(self.stats.source_connected());
         let closed_windows = self.engine.advance(now, wall_now)?;
-        let emitting = !closed_windows.is_empty();
+        let mut emitting = !closed_windows.is_empty();
         let mut alerts = Vec::new();
         for closed in closed_windows {
-            alerts.extend(self.emit(closed));
+            if closed.result.partial {
+                if let Some(hand_off) = &self.hand_off {
+                    hand_off.partials(&mut self.outbox, &closed)?;
+                }
+            } else {
+                alerts.extend(self.emit(closed));
+            }
+        }
+        if let Some(hand_off) = &mut self.hand_off {
+            hand_off.report(&mut self.outbox, &self.engine);
         }
         for quiet in self.engine.quiet_windows() {
             let records = self
                 .alerts
                 .observe_quiet(quiet.query, quiet.size, quiet.closed_through);
             alerts.extend(records);
+        }
+        let merged = self.merge_turn()?;
+        emitting |= !merged.is_empty();
+        for closed in merged {
+            alerts.extend(self.emit(closed));
+        }
+        if let Some(merge) = &self.merge {
+            for (query, size, bound) in merge.quiet() {
+                alerts.extend(self.alerts.observe_quiet(query, size, bound));
+            }
         }
         self.alert_records(alerts);
         self.update_gauges();
@@ -407,6 +451,46 @@ impl Processor {
         alerts
     }
 
+    /// Reads the repartition topic and returns the windows it completed (or updated).
+    fn merge_turn(&mut self) -> Result<Vec<ClosedWindow>, ProcessorError> {
+        let Some(merge) = &mut self.merge else {
+            return Ok(Vec::new());
+        };
+        let read = merge.read(MAX_BATCH)?;
+        if read.late > 0 || read.unreadable > 0 {
+            tracing::warn!(
+                late = read.late,
+                unreadable = read.unreadable,
+                "repartition records dropped"
+            );
+        }
+        let closed = merge.close()?;
+        if read.assigned {
+            self.seed_alerts();
+        }
+        Ok(closed)
+    }
+
+    /// Creates the repartition topic (as many partitions as the outcome topic) when a query
+    /// needs it, and starts handing partials over.
+    async fn start_merge(&mut self) -> Result<(), ProcessorError> {
+        let Some(repartition) = self.merge.as_ref().map(|m| m.topic().to_owned()) else {
+            return Ok(());
+        };
+        let consumer = Arc::clone(&self.consumer);
+        let topic = self.outcome_topic.clone();
+        let sources = partition_count(Arc::clone(&consumer), topic).await?;
+        let spec = TopicSpec::new(&repartition, sources);
+        ensure_topics(&self.alert_history.client, &[spec], Duration::from_secs(30)).await?;
+        let partitions = partition_count(consumer, repartition.clone()).await?;
+        tracing::info!(%repartition, sources, partitions, "merging queries across partitions");
+        if let Some(merge) = &mut self.merge {
+            merge.set_sources(sources);
+        }
+        self.hand_off = Some(HandOff::new(repartition, partitions));
+        Ok(())
+    }
+
     /// Queues alert records for the alert topic and updates the firing gauges.
     fn alert_records(&mut self, records: Vec<AlertRecord>) {
         if records.is_empty() {
@@ -420,7 +504,12 @@ impl Processor {
 
     fn update_gauges(&self) {
         self.stats.set_watermark(self.engine.watermark());
-        let (panes, groups) = self.engine.open_state();
+        let (mut panes, mut groups) = self.engine.open_state();
+        if let Some(merge) = &self.merge {
+            let (merge_panes, merge_groups) = merge.open_state();
+            panes += merge_panes;
+            groups += merge_groups;
+        }
         self.stats.set_open_state(panes, groups);
         self.stats.set_assigned(self.engine.partition_count());
     }
@@ -435,6 +524,30 @@ impl Processor {
             .finish(&mut self.engine, sends, SHUTDOWN_WAIT)
             .await;
         Ok(())
+    }
+}
+
+/// The number of partitions of `topic`, from the cluster's metadata.
+async fn partition_count(
+    consumer: Arc<OutcomeConsumer>,
+    topic: String,
+) -> Result<i32, ProcessorError> {
+    let count = tokio::task::spawn_blocking(move || {
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(30))?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len());
+        Ok::<_, rdkafka::error::KafkaError>((partitions, topic))
+    })
+    .await
+    .map_err(|err| ProcessorError::Repartition(err.to_string()))??;
+    match count {
+        (0, topic) => Err(ProcessorError::Repartition(format!(
+            "topic {topic} has no partitions (does it exist?)"
+        ))),
+        (n, _) => Ok(n as i32),
     }
 }
 

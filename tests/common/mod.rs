@@ -7,6 +7,7 @@ pub mod agents;
 pub mod broker;
 pub mod hostile;
 pub mod rng;
+pub mod serve;
 pub mod topic;
 pub mod windows;
 

@@ -306,7 +306,7 @@ impl WindowRun {
         rules: Vec<feedback_pipeline::alerts::AlertRule>,
     ) -> RunningProcessor {
         let config = self.config_with(topic, group, metrics, extra);
-        let queries = QueryDefinition::load_dir(self.sql_dir.path())
+        let queries = QueryDefinition::load_dir(&config.processor.sql_dir)
             .await
             .unwrap();
         let processor = Processor::new(&config, &self.servers, &queries)

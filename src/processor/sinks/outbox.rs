@@ -65,6 +65,7 @@ impl Outbox {
         for record in records {
             self.sends.queue(Outgoing {
                 topic: self.topics.metrics.clone(),
+                partition: None,
                 key: Some(record.key.clone().into_bytes()),
                 payload: record.value.to_string().into_bytes(),
                 headers: update.then(update_header),
@@ -85,6 +86,7 @@ impl Outbox {
             match serde_json::to_vec(&record) {
                 Ok(payload) => self.sends.queue(Outgoing {
                     topic: self.topics.alerts.clone(),
+                    partition: None,
                     key: Some(record.dedup_key.clone().into_bytes()),
                     payload,
                     headers: None,
@@ -95,6 +97,23 @@ impl Outbox {
                 let _ = sink.send(record);
             }
         }
+    }
+
+    /// Queues a record for partition `partition` of the repartition topic `topic`.
+    pub fn repartition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        headers: OwnedHeaders,
+        payload: Vec<u8>,
+    ) {
+        self.sends.queue(Outgoing {
+            topic: topic.to_owned(),
+            partition: Some(partition),
+            key: None,
+            payload,
+            headers: Some(headers),
+        });
     }
 
     /// Queues message `index` of `batch` for the dead-letter topic.
@@ -122,6 +141,7 @@ impl Outbox {
         let headers = letter.headers();
         self.sends.queue(Outgoing {
             topic: self.topics.dead_letters.clone(),
+            partition: None,
             key: letter.key,
             payload: letter.payload,
             headers: Some(headers),

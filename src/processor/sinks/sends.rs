@@ -26,6 +26,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub struct Outgoing {
     /// Destination topic.
     pub topic: String,
+    /// Destination partition; `None`: by key, as the producer's partitioner picks.
+    pub partition: Option<i32>,
     /// Record key.
     pub key: Option<Vec<u8>>,
     /// Record value.
@@ -146,6 +148,9 @@ impl Sends {
                 }
                 if let Some(headers) = &out.headers {
                     record = record.headers(headers.clone());
+                }
+                if let Some(partition) = out.partition {
+                    record = record.partition(partition);
                 }
                 producer.send(record, DELIVERY_TIMEOUT)
             });

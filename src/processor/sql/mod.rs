@@ -1,9 +1,11 @@
 //! The SQL stage: window queries planned once with DataFusion, the event table they read,
 //! and the pane store that keeps their partial aggregates.
 
+mod accumulators;
 mod compile;
 mod definition;
 mod panes;
+pub mod partial;
 mod rewrite;
 pub mod table;
 mod window_clause;

@@ -16,11 +16,10 @@ use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::Accumulator;
 use foldhash::{HashMap, HashMapExt, HashSet};
 
+use super::accumulators::{Accumulators, new_accumulators, state_arrays};
 use super::compile::{CompiledQuery, GroupKey};
 use super::table::{WINDOW_END, WINDOW_START};
 use crate::window::{Millis, WindowBounds, WindowSpec};
-
-type Accumulators = Vec<Box<dyn Accumulator>>;
 
 /// One group's encoded key and the indices of its rows in a batch.
 type GroupRows = (Box<[u8]>, Vec<u32>);
@@ -244,8 +243,74 @@ impl PaneStore {
         include: impl Fn(i32) -> bool,
         only: Option<&HashSet<Box<[u8]>>>,
     ) -> Result<RecordBatch> {
+        let merged = self.merge(query, (window.start, window.end), include, only)?;
+        self.result_rows(query, window, merged)
+    }
+
+    /// Like [`Self::evaluate`], over the panes starting exactly at `pane` (a merge stage
+    /// keeps one pane per window, so hopping windows do not overlap in it).
+    pub fn evaluate_pane(
+        &mut self,
+        query: &CompiledQuery,
+        pane: Millis,
+        window: WindowBounds,
+        only: Option<&HashSet<Box<[u8]>>>,
+    ) -> Result<RecordBatch> {
+        let merged = self.merge(query, (pane, pane.saturating_add(1)), |_| true, only)?;
+        self.result_rows(query, window, merged)
+    }
+
+    /// The groups of `window`'s panes (of the partitions `include` accepts, `only` these
+    /// groups) as partial aggregates: the column `group` (encoded key), then every
+    /// aggregate's intermediate state, one column per state field. Merging such rows from
+    /// several stores gives what one store holding all their events would.
+    pub fn partial_states(
+        &mut self,
+        query: &CompiledQuery,
+        window: WindowBounds,
+        include: impl Fn(i32) -> bool,
+        only: Option<&HashSet<Box<[u8]>>>,
+    ) -> Result<RecordBatch> {
+        let merged = self.merge(query, (window.start, window.end), include, only)?;
+        super::partial::encode(merged)
+    }
+
+    /// Puts partial aggregates (rows of [`Self::partial_states`]) into `pane`, each replacing
+    /// what the pane held for its group; `touched` receives their keys.
+    pub fn put_partial(
+        &mut self,
+        query: &CompiledQuery,
+        pane: PaneKey,
+        partial: &RecordBatch,
+        touched: &mut HashSet<Box<[u8]>>,
+    ) -> Result<()> {
+        let groups = super::partial::decode(query, partial)?;
+        let held = self.groups_per_pane.entry(pane.0).or_default();
+        let pane = self.panes.entry(pane).or_default();
+        for (key, states) in groups {
+            touched.insert(key.clone());
+            if pane
+                .groups
+                .insert(key, GroupState::Frozen(states))
+                .is_none()
+            {
+                *held += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges, per group, the panes starting in `[from, to)` of the partitions `include`
+    /// accepts.
+    fn merge(
+        &mut self,
+        query: &CompiledQuery,
+        (from, to): (Millis, Millis),
+        include: impl Fn(i32) -> bool,
+        only: Option<&HashSet<Box<[u8]>>>,
+    ) -> Result<BTreeMap<Box<[u8]>, Accumulators>> {
         let mut merged: BTreeMap<Box<[u8]>, Accumulators> = BTreeMap::new();
-        let range = (window.start, i32::MIN)..(window.end, i32::MIN);
+        let range = (from, i32::MIN)..(to, i32::MIN);
         for (_, pane) in self
             .panes
             .range_mut(range)
@@ -264,6 +329,16 @@ impl PaneStore {
                 }
             }
         }
+        Ok(merged)
+    }
+
+    /// The query's result rows of `window` from its merged groups.
+    fn result_rows(
+        &self,
+        query: &CompiledQuery,
+        window: WindowBounds,
+        mut merged: BTreeMap<Box<[u8]>, Accumulators>,
+    ) -> Result<RecordBatch> {
         let groups = merged.len();
         let data_columns = match &self.converter {
             Some(converter) => {
@@ -303,6 +378,11 @@ impl PaneStore {
     /// contains them).
     pub fn evict_before(&mut self, partition: i32, start: Millis) {
         self.remove_where(|pane, owner| owner == partition && pane < start);
+    }
+
+    /// Drops the panes of every partition that start before `start`.
+    pub fn evict_all_before(&mut self, start: Millis) {
+        self.remove_where(|pane, _| pane < start);
     }
 
     /// Drops every pane of `partition`.
@@ -390,22 +470,6 @@ fn update_group(
         accumulator.update_batch(&args)?;
     }
     Ok(())
-}
-
-fn new_accumulators(query: &CompiledQuery) -> Result<Accumulators> {
-    query
-        .aggregates
-        .iter()
-        .map(|(function, _)| function.create_accumulator())
-        .collect()
-}
-
-fn state_arrays(accumulator: &mut dyn Accumulator) -> Result<Vec<ArrayRef>> {
-    accumulator
-        .state()?
-        .iter()
-        .map(|value| value.to_array())
-        .collect()
 }
 
 /// The window-bound group keys, evaluated once on a row holding only the bounds.

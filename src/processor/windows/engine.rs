@@ -12,7 +12,7 @@ use datafusion::error::Result;
 
 use super::offsets::OffsetTracker;
 use super::watermark::WatermarkTracker;
-use super::windowed_query::{CloseBounds, WindowResult, WindowedQuery};
+use super::windowed_query::{CloseBounds, HandedOver, WindowResult, WindowedQuery};
 use crate::event::{OutcomeEvent, OutcomeEventView};
 use crate::processor::sql::QueryDefinition;
 use crate::processor::sql::table::{self, ColumnSet};
@@ -130,6 +130,30 @@ impl WindowEngine {
             replay_until: foldhash::HashMap::default(),
             allowed_lateness: settings.allowed_lateness.as_millis() as Millis,
         })
+    }
+
+    /// Makes every query across partitions emit per-partition partial aggregates (for the
+    /// merge stage) instead of result rows.
+    pub fn with_partials(mut self) -> Self {
+        for (query, _) in &mut self.queries {
+            query.emit_partials();
+        }
+        self
+    }
+
+    /// Per query that emits partials: its name and, per partition held, how far its windows
+    /// have been handed over (emitted, final).
+    pub fn handed_over(&self) -> Vec<(&str, &HandedOver)> {
+        self.queries
+            .iter()
+            .filter(|(query, _)| query.emits_partials())
+            .map(|(query, _)| (query.definition().name.as_str(), query.handed_over()))
+            .collect()
+    }
+
+    /// The partitions held.
+    pub fn partitions(&self) -> Vec<i32> {
+        self.watermark.partitions()
     }
 
     /// [`Self::ingest`] for owned events.
@@ -349,6 +373,9 @@ impl WindowEngine {
     pub fn assign(&mut self, partitions: &[i32], now: Instant) {
         for &partition in partitions {
             self.watermark.assign(partition, now);
+            for (query, _) in &mut self.queries {
+                query.hold(partition);
+            }
         }
     }
 
@@ -374,13 +401,14 @@ impl WindowEngine {
             .is_some_and(|&until| offset < until)
     }
 
-    /// Per query, how far its windows count as closed for alerts, rows or not: a window with
-    /// no rows at all is clear.
+    /// Per query giving result rows (not partials), how far its windows count as closed for
+    /// alerts, rows or not: a window with no rows at all is clear.
     pub fn quiet_windows(&self) -> Vec<QuietWindow<'_>> {
         // Early: a quiet system's windows close by the clock, and so do its alerts.
         let watermark = self.watermark.early_watermark();
         self.queries
             .iter()
+            .filter(|(query, _)| !query.emits_partials())
             .map(|(query, grace)| QuietWindow {
                 query: query.definition().name.as_str(),
                 size: query.definition().spec().size,

@@ -11,4 +11,5 @@ pub use engine::{
     ClosedWindow, EngineSettings, PartitionCheckpoint, QuietWindow, RejectedEvent, Rejection,
     WindowEngine,
 };
-pub use windowed_query::{CloseBounds, WindowResult, WindowedQuery};
+pub use offsets::OffsetTracker;
+pub use windowed_query::{CloseBounds, HandedOver, WindowResult, WindowedQuery};

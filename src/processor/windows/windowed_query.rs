@@ -11,6 +11,9 @@ use datafusion::arrow::compute::take_record_batch;
 use crate::processor::sql::{CompiledQuery, PaneStore, QueryDefinition, event_times};
 use crate::window::{Millis, WindowBounds, WindowSpec};
 
+/// Per partition: windows ending at or before `.0` emitted, at or before `.1` final.
+pub type HandedOver = BTreeMap<i32, (Millis, Millis)>;
+
 /// One query's open windows.
 pub struct WindowedQuery {
     definition: Arc<QueryDefinition>,
@@ -28,6 +31,12 @@ pub struct WindowedQuery {
     updates: BTreeMap<Millis, WindowUpdate>,
     /// Windows emitted early, while idle, that the emit bound has not reached yet.
     early: EarlyWindows,
+    /// Emit partial aggregates per partition instead of result rows (a query across
+    /// partitions whose windows another stage merges).
+    partial: bool,
+    /// For a query emitting partials, per partition: windows ending at or before `.0` have
+    /// been emitted (their partials sent), those ending at or before `.1` are final.
+    handed_over: HandedOver,
 }
 
 /// Windows emitted early, as (window start, partition). A query across partitions notes
@@ -61,6 +70,9 @@ pub struct WindowResult {
     pub rows: RecordBatch,
     /// Whether these rows update rows emitted before (same keys, new values).
     pub update: bool,
+    /// Whether the rows are one partition's partial aggregates (see
+    /// [`crate::processor::sql::partial`]), not result rows.
+    pub partial: bool,
     /// For a partition-aligned query, the partition whose groups these rows are (each
     /// partition's rows of a window come out apart, as each closes it); `None` for a query
     /// across partitions.
@@ -108,6 +120,8 @@ impl WindowedQuery {
             bound: (Millis::MIN, Millis::MIN),
             updates: BTreeMap::new(),
             early: EarlyWindows::default(),
+            partial: false,
+            handed_over: BTreeMap::new(),
         })
     }
 
@@ -244,6 +258,36 @@ impl WindowedQuery {
         self.definition.compiled.partition_aligned
     }
 
+    /// Makes a query across partitions emit each partition's partial aggregates for another
+    /// stage to merge; a partition-aligned query is left as it is.
+    pub fn emit_partials(&mut self) {
+        self.partial = !self.is_partition_aligned();
+    }
+
+    /// Whether this query emits partial aggregates.
+    pub fn emits_partials(&self) -> bool {
+        self.partial
+    }
+
+    /// For a query emitting partials, per partition: windows ending at or before `.0` have
+    /// been emitted (their partials sent), and those ending at or before `.1` are final.
+    pub fn handed_over(&self) -> &HandedOver {
+        &self.handed_over
+    }
+
+    /// Notes a partition assigned, so a query emitting partials reports it even before it
+    /// holds data (the merge stage waits for every partition).
+    pub fn hold(&mut self, partition: i32) {
+        if self.partial {
+            self.closed.entry(partition).or_insert(Millis::MIN);
+        }
+    }
+
+    /// Whether each partition's rows of a window come out as a piece of their own.
+    fn per_partition(&self) -> bool {
+        self.is_partition_aligned() || self.partial
+    }
+
     /// Emits, earliest first, the updated rows of emitted windows that took events, then
     /// every window ending at or before each partition's emit bound: `own(partition)` for a
     /// partition-aligned query, `shared` otherwise. Windows without events produce nothing; a
@@ -254,7 +298,8 @@ impl WindowedQuery {
         shared: CloseBounds,
         own: impl Fn(i32) -> CloseBounds,
     ) -> datafusion::error::Result<Vec<WindowResult>> {
-        let aligned = self.is_partition_aligned();
+        // Partials close on each partition's own bound: the merge stage takes the lowest.
+        let aligned = self.per_partition();
         let bounds_for = |p: i32| if aligned { own(p) } else { shared };
         let partitions: BTreeMap<i32, Closing> = self
             .store
@@ -282,6 +327,10 @@ impl WindowedQuery {
         results.extend(self.emit_between(&partitions, |c| (c.bound, c.early), true)?);
         for (&partition, closing) in &partitions {
             self.closed.insert(partition, closing.bound);
+            if self.partial {
+                let handed = (closing.early, closing.finalized);
+                self.handed_over.insert(partition, handed);
+            }
             if closing.finalized > self.final_for(partition) {
                 self.finalized.insert(partition, closing.finalized);
                 let spec = self.definition.spec();
@@ -309,9 +358,10 @@ impl WindowedQuery {
     /// The rows of emitted windows that took events since, for the groups that took them.
     fn emit_updates(&mut self) -> datafusion::error::Result<Vec<WindowResult>> {
         let spec = self.definition.spec();
-        let aligned = self.is_partition_aligned();
+        let aligned = self.per_partition();
         // A LIMIT picks among all groups: the whole window is emitted again.
         let all_groups = self.definition.compiled.limits_groups();
+        let (per_partition, partial) = (self.per_partition(), self.partial);
         let mut results = Vec::new();
         for (start, update) in std::mem::take(&mut self.updates) {
             let window = spec.window_at(start);
@@ -326,18 +376,25 @@ impl WindowedQuery {
                 }
             };
             let only = (!all_groups).then_some(&update.keys);
-            let pieces: Vec<Option<i32>> = if aligned {
+            let pieces: Vec<Option<i32>> = if per_partition {
                 update.partitions.iter().copied().map(Some).collect()
             } else {
                 vec![None]
             };
             let compiled = &self.definition.compiled;
-            let evaluated =
-                evaluate_pieces(&mut self.store, compiled, window, &pieces, include, only)?;
+            let evaluated = evaluate_pieces(
+                &mut self.store,
+                (compiled, partial),
+                window,
+                &pieces,
+                include,
+                only,
+            )?;
             results.extend(evaluated.into_iter().map(|(rows, partition)| WindowResult {
                 window,
                 rows,
                 update: true,
+                partial,
                 partition,
             }));
         }
@@ -390,19 +447,19 @@ impl WindowedQuery {
             }
             // A partition-aligned query's partitions hold disjoint groups: each partition's
             // rows come out as a piece of their own (alerts judge each piece on its own).
-            let pieces: Vec<Option<i32>> = if self.is_partition_aligned() {
+            let pieces: Vec<Option<i32>> = if self.per_partition() {
                 let with_data = self.store.partitions_in(window).into_iter();
                 with_data.filter(|&p| emits(p)).map(Some).collect()
             } else {
                 vec![None]
             };
-            let compiled = &self.definition.compiled;
-            let evaluated =
-                evaluate_pieces(&mut self.store, compiled, window, &pieces, emits, None)?;
+            let query = (&self.definition.compiled, self.partial);
+            let evaluated = evaluate_pieces(&mut self.store, query, window, &pieces, emits, None)?;
             results.extend(evaluated.into_iter().map(|(rows, partition)| WindowResult {
                 window,
                 rows,
                 update: false,
+                partial: self.partial,
                 partition,
             }));
             if early {
@@ -417,6 +474,7 @@ impl WindowedQuery {
 
     /// Drops a revoked partition's state.
     pub fn revoke(&mut self, partition: i32) {
+        self.handed_over.remove(&partition);
         self.store.remove_partition(partition);
         self.closed.remove(&partition);
         self.finalized.remove(&partition);
@@ -433,10 +491,11 @@ impl WindowedQuery {
 }
 
 /// Evaluates `window` once per piece: a partition's groups (`Some`), or every partition
-/// `include` accepts (`None`). Returns the pieces with rows, each with its partition.
+/// `include` accepts (`None`); as partial aggregates when `partial`. Returns the pieces with
+/// rows, each with its partition.
 fn evaluate_pieces(
     store: &mut PaneStore,
-    compiled: &CompiledQuery,
+    (compiled, partial): (&CompiledQuery, bool),
     window: WindowBounds,
     pieces: &[Option<i32>],
     include: impl Fn(i32) -> bool,
@@ -445,7 +504,11 @@ fn evaluate_pieces(
     let mut evaluated = Vec::new();
     for &piece in pieces {
         let in_piece = |p: i32| include(p) && piece.is_none_or(|q| q == p);
-        let rows = store.evaluate(compiled, window, in_piece, only)?;
+        let rows = if partial {
+            store.partial_states(compiled, window, in_piece, only)?
+        } else {
+            store.evaluate(compiled, window, in_piece, only)?
+        };
         if rows.num_rows() > 0 {
             evaluated.push((rows, piece));
         }

@@ -1,0 +1,275 @@
+//! [`MergeStage`]: the instance's share of the repartition topic, read by a consumer group
+//! of its own (`<consumer group>-merge`), merged per query and repartition partition, and
+//! committed once the windows its records feed are final and their results acknowledged.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use datafusion::common::Result as DfResult;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::merge_query::MergeQuery;
+use super::wire::{RepartitionRecord, decode};
+use crate::config::Config;
+use crate::processor::sinks::Sends;
+use crate::processor::sql::QueryDefinition;
+use crate::processor::sql::partial::from_ipc;
+use crate::processor::windows::{ClosedWindow, OffsetTracker};
+use crate::window::Millis;
+
+/// The repartition topic of the consumer group `group`.
+pub fn repartition_topic(group: &str) -> String {
+    format!("{group}-repartition")
+}
+
+/// Notes the merge consumer's rebalances for the loop.
+#[derive(Default)]
+pub struct MergeContext {
+    revoked: Mutex<Vec<i32>>,
+    assigned: Mutex<bool>,
+}
+
+impl ClientContext for MergeContext {}
+
+impl ConsumerContext for MergeContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+            revoked.extend(list.elements().iter().map(|e| e.partition()));
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            *self.assigned.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        }
+    }
+}
+
+/// What one read of the repartition topic changed.
+#[derive(Debug, Default)]
+pub struct MergeRead {
+    /// Records read.
+    pub records: usize,
+    /// Records that were no repartition record (logged, skipped).
+    pub unreadable: usize,
+    /// Partials for windows already final here (dropped).
+    pub late: usize,
+    /// Whether partitions were assigned (alert state is then read back).
+    pub assigned: bool,
+}
+
+/// The merge stage of one instance.
+pub struct MergeStage {
+    consumer: BaseConsumer<MergeContext>,
+    definitions: Vec<Arc<QueryDefinition>>,
+    sources: i32,
+    max_groups: usize,
+    merging: BTreeMap<(String, i32), MergeQuery>,
+    offsets: OffsetTracker,
+    pending_commit: Option<(TopicPartitionList, u64)>,
+    commit_interval: Duration,
+    last_commit_at: Instant,
+    topic: String,
+}
+
+impl MergeStage {
+    /// Subscribes to the repartition topic of `config`'s group, merging `definitions` over
+    /// `sources` source partitions.
+    pub fn new(
+        config: &Config,
+        servers: &str,
+        definitions: Vec<Arc<QueryDefinition>>,
+        sources: i32,
+    ) -> KafkaResult<Self> {
+        let group = &config.kafka.consumer_group;
+        let topic = repartition_topic(group);
+        let consumer: BaseConsumer<MergeContext> = config
+            .kafka
+            .consumer_config(servers)
+            .set("group.id", format!("{group}-merge"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "range")
+            .create_with_context(MergeContext::default())?;
+        consumer.subscribe(&[topic.as_str()])?;
+        Ok(Self {
+            consumer,
+            definitions,
+            sources,
+            max_groups: config.processor.max_groups_per_window,
+            merging: BTreeMap::new(),
+            offsets: OffsetTracker::default(),
+            pending_commit: None,
+            commit_interval: config.processor.commit_interval,
+            last_commit_at: Instant::now(),
+            topic,
+        })
+    }
+
+    /// The repartition topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Sets the number of source partitions a window waits for.
+    pub fn set_sources(&mut self, sources: i32) {
+        self.sources = sources;
+    }
+
+    /// Reads what has arrived (at most `max` records) without waiting, and applies the
+    /// rebalances served meanwhile.
+    pub fn read(&mut self, max: usize) -> DfResult<MergeRead> {
+        let mut read = MergeRead::default();
+        for _ in 0..max {
+            match self.consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Err(err)) => tracing::warn!(%err, "repartition consumer error"),
+                Some(Ok(message)) => {
+                    read.records += 1;
+                    // Owned, so the merge state can change while the consumer is borrowed.
+                    let message = message.detach();
+                    self.take(&message, &mut read)?;
+                }
+            }
+        }
+        let context = self.consumer.context();
+        let revoked =
+            std::mem::take(&mut *context.revoked.lock().unwrap_or_else(|p| p.into_inner()));
+        for partition in revoked {
+            self.merging.retain(|(_, r), _| *r != partition);
+            self.offsets.remove(partition);
+            self.pending_commit = None;
+        }
+        read.assigned =
+            std::mem::take(&mut *context.assigned.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok(read)
+    }
+
+    fn take(&mut self, message: &OwnedMessage, read: &mut MergeRead) -> DfResult<()> {
+        let (partition, offset) = (message.partition(), message.offset());
+        let payload = message.payload().unwrap_or_default();
+        match decode(message.headers(), payload) {
+            Ok(RepartitionRecord::Partial {
+                query,
+                window,
+                source,
+            }) => {
+                let Some(merge) = self.merge_query(&query, partition)? else {
+                    return Ok(());
+                };
+                let end = merge.definition().spec().window_at(window).end;
+                let partial = from_ipc(payload)?;
+                if !merge.put(window, source, &partial)? {
+                    read.late += 1;
+                }
+                self.offsets.record(partition, offset, end);
+            }
+            Ok(RepartitionRecord::HandOver(hand_over)) => {
+                for (query, sources) in &hand_over.bounds {
+                    if let Some(merge) = self.merge_query(query, partition)? {
+                        for (&source, &bounds) in sources {
+                            merge.report(source, bounds);
+                        }
+                    }
+                }
+                self.offsets.record(partition, offset, Millis::MIN);
+            }
+            Err(reason) => {
+                read.unreadable += 1;
+                tracing::warn!(partition, offset, %reason, "skipping a repartition record");
+                self.offsets.record(partition, offset, Millis::MIN);
+            }
+        }
+        Ok(())
+    }
+
+    /// The merge state of `query` in repartition partition `partition`; `None` for a query
+    /// this instance does not run.
+    fn merge_query(&mut self, query: &str, partition: i32) -> DfResult<Option<&mut MergeQuery>> {
+        let key = (query.to_owned(), partition);
+        if !self.merging.contains_key(&key) {
+            let Some(definition) = self.definitions.iter().find(|d| d.name == query) else {
+                return Ok(None);
+            };
+            let merge = MergeQuery::new(Arc::clone(definition), self.sources, self.max_groups)?;
+            self.merging.insert(key.clone(), merge);
+        }
+        Ok(self.merging.get_mut(&key))
+    }
+
+    /// The windows that are complete (or updated) now, each as one repartition partition's
+    /// piece.
+    pub fn close(&mut self) -> DfResult<Vec<ClosedWindow>> {
+        let mut closed = Vec::new();
+        for ((_, partition), merge) in &mut self.merging {
+            for mut result in merge.close()? {
+                result.partition = Some(*partition);
+                let query = Arc::clone(merge.definition());
+                closed.push(ClosedWindow { query, result });
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Per merged query: its window size and how far every window is handed over in every
+    /// repartition partition held (windows without rows up to there are quiet).
+    pub fn quiet(&self) -> Vec<(&str, Millis, Millis)> {
+        let mut bounds: BTreeMap<&str, (Millis, Millis)> = BTreeMap::new();
+        for ((query, _), merge) in &self.merging {
+            let size = merge.definition().spec().size;
+            let entry = bounds.entry(query.as_str()).or_insert((size, Millis::MAX));
+            entry.1 = entry.1.min(merge.emitted_bound());
+        }
+        bounds
+            .into_iter()
+            .map(|(query, (size, bound))| (query, size, bound))
+            .collect()
+    }
+
+    /// Open (window, source) panes and their groups over all merged queries.
+    pub fn open_state(&self) -> (usize, usize) {
+        self.merging
+            .values()
+            .map(MergeQuery::open_state)
+            .fold((0, 0), |(p, g), (mp, mg)| (p + mp, g + mg))
+    }
+
+    /// Every commit interval, takes the offsets whose windows are final here and commits
+    /// them once every record queued until then (the merged results) is acknowledged.
+    pub fn commit(&mut self, sends: &Sends) {
+        if let Some((list, sequence)) = &self.pending_commit
+            && sends.acknowledged_through() >= *sequence
+        {
+            if let Err(err) = self.consumer.commit(list, CommitMode::Async) {
+                tracing::warn!(%err, "committing repartition offsets failed; will retry");
+            }
+            self.pending_commit = None;
+        }
+        if self.pending_commit.is_some() || self.last_commit_at.elapsed() < self.commit_interval {
+            return;
+        }
+        self.last_commit_at = Instant::now();
+        let merging = &self.merging;
+        let final_bound = |partition: i32| {
+            merging
+                .iter()
+                .filter(|((_, r), _)| *r == partition)
+                .map(|(_, merge)| merge.final_bound())
+                .min()
+                .unwrap_or(Millis::MAX)
+        };
+        let mut list = TopicPartitionList::new();
+        for (partition, offset) in self.offsets.positions(final_bound) {
+            let _ = list.add_partition_offset(&self.topic, partition, Offset::Offset(offset));
+        }
+        if list.count() > 0 {
+            self.pending_commit = Some((list, sends.sequence() - 1));
+        }
+    }
+}
