@@ -228,3 +228,96 @@ async fn a_crash_and_a_join_change_no_result_of_any_query() {
     let expected = one_instance(&events).await;
     await_results(&run.servers, metrics, &expected).await;
 }
+
+/// One event of each of 48 agents per minute of event time over minutes `from..to` (the
+/// `i`-th agent's at second `i`), failing for the agents below `failing`.
+fn minutes(from: i64, to: i64, failing: usize) -> Vec<OutcomeEvent> {
+    let mut events = Vec::new();
+    for minute in from..to {
+        for agent in 0..48 {
+            let status = if agent < failing {
+                OutcomeStatus::Failure
+            } else {
+                OutcomeStatus::Success
+            };
+            let mut event = OutcomeEvent::builder(format!("agent_{agent:02}"), "act")
+                .status(status)
+                .build()
+                .unwrap();
+            let time = BASE + minute * 60_000 + agent as i64 * 1_000;
+            event.timestamp = Utc.timestamp_millis_opt(time).unwrap();
+            event.latency_ms = 100.0;
+            events.push(event);
+        }
+    }
+    events
+}
+
+/// Every record on `alerts` as (rule, action), in order.
+async fn alert_actions(servers: &str, alerts: &str) -> Vec<(String, String)> {
+    let records = common::topic::read_raw(servers, alerts, usize::MAX, Duration::from_secs(3));
+    records
+        .await
+        .iter()
+        .map(|m| {
+            let record: Value = serde_json::from_slice(&m.payload).unwrap();
+            let field = |name: &str| record[name].as_str().unwrap().to_owned();
+            (field("rule"), field("action"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overall_alert_fires_once_for_a_burst_only_the_sum_of_partitions_shows() {
+    let (topic, metrics) = ("outcomes-burst", "metrics-burst");
+    let alerts = "alerts-burst";
+    let (_cluster, run) = cluster(topic, metrics).await;
+    run.topics(&[alerts]).await;
+    let rules = feedback_pipeline::alerts::rules::parse_rules(
+        "builtin",
+        feedback_pipeline::alerts::rules::BUILTIN_RULES,
+    )
+    .unwrap();
+    let extra = [("PROCESSOR_SQL_DIR", SQL), ("KAFKA_ALERTS_TOPIC", alerts)];
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        let rules = rules.clone();
+        instances.push(
+            run.spawn_alerting(topic, "burst-group", metrics, &extra, rules)
+                .await,
+        );
+    }
+    common::wait_until(
+        Duration::from_secs(60),
+        "all three to hold partitions",
+        || async {
+            let held: Vec<i64> = instances.iter().map(|i| i.assigned_partitions()).collect();
+            (held.iter().all(|&n| n > 0) && held.iter().sum::<i64>() == i64::from(PARTITIONS))
+                .then_some(())
+        },
+    )
+    .await;
+    // Minute 0: 48 executions, 19 failed (40 %): over the rule's 20 executions only when all
+    // partitions count together; no agent alone has 10. Then four clean minutes resolve it.
+    let mut events = minutes(0, 1, 19);
+    events.extend(minutes(1, 5, 0));
+    run.produce(topic, &events).await;
+    let actions = common::wait_until(Duration::from_secs(120), "the alert to resolve", || async {
+        let actions = alert_actions(&run.servers, alerts).await;
+        actions
+            .iter()
+            .any(|(_, action)| action == "resolve")
+            .then_some(actions)
+    })
+    .await;
+    let overall: Vec<&str> = actions
+        .iter()
+        .filter(|(rule, _)| rule == "OverallFailureRateHigh")
+        .map(|(_, action)| action.as_str())
+        .collect();
+    assert_eq!(overall, ["trigger", "resolve"], "all alerts: {actions:?}");
+    assert_eq!(actions.len(), 2, "no other alert: {actions:?}");
+    for instance in instances {
+        instance.stop().await;
+    }
+}
