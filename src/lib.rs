@@ -12,7 +12,8 @@
 //!   (agents → events → Kafka, with a disk spool);
 //! - [`alerts`]: rules on closed windows → `agent-alerts` → PagerDuty / Slack;
 //! - [`metrics`]: the Prometheus exposition served on `/metrics`;
-//! - [`processor`]: the service by stage: source → windows → sql → sinks, driven by its loop;
+//! - [`processor`]: the service by stage: source → windows → sql → merge → sinks, driven by its
+//!   loop;
 //! - [`simulate`]: a fleet of simulated agents for the embedded default and benchmarks.
 
 #![warn(missing_docs)]

@@ -32,6 +32,7 @@ pub struct ProcessorStats {
     source_connected: IntGauge,
     consumer_lag: IntGaugeVec,
     emit_latency: Histogram,
+    merge_latency: Histogram,
     alerts_firing: IntGaugeVec,
     alert_records: IntCounterVec,
     watermark: WatermarkLag,
@@ -106,6 +107,19 @@ fn emit_latency() -> prometheus::Result<Histogram> {
     )
 }
 
+fn merge_latency() -> prometheus::Result<Histogram> {
+    Histogram::with_opts(
+        HistogramOpts::new(
+            "feedback_pipeline_processor_merge_latency_seconds",
+            "From a source partition handing the last partial of a window over to the merged \
+             row (queries across partitions), per window.",
+        )
+        .buckets(vec![
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        ]),
+    )
+}
+
 fn source_connected() -> prometheus::Result<IntGauge> {
     let connected = gauge(
         "feedback_pipeline_processor_source_connected",
@@ -137,6 +151,7 @@ impl ProcessorStats {
             Box::new(stats.open_groups.clone()),
             Box::new(stats.consumer_lag.clone()),
             Box::new(stats.emit_latency.clone()),
+            Box::new(stats.merge_latency.clone()),
             Box::new(stats.alerts_firing.clone()),
             Box::new(stats.alert_records.clone()),
             Box::new(stats.watermark.clone()),
@@ -212,6 +227,7 @@ impl ProcessorStats {
                 &["topic", "partition"],
             )?,
             emit_latency: emit_latency()?,
+            merge_latency: merge_latency()?,
             alerts_firing: gauges(
                 "feedback_pipeline_alerts_firing",
                 "Alerts firing, by rule.",
@@ -297,11 +313,32 @@ impl ProcessorStats {
         self.open_windows.set(panes as i64);
         self.open_groups.set(groups as i64);
     }
+    /// Partitions of the outcome topic this instance holds.
+    pub fn assigned(&self) -> i64 {
+        self.assigned_partitions.get()
+    }
     pub(crate) fn set_assigned(&self, partitions: usize) {
         self.assigned_partitions.set(partitions as i64);
     }
     pub(crate) fn observe_emit(&self, seconds: f64) {
         self.emit_latency.observe(seconds);
+    }
+    pub(crate) fn observe_merge(&self, seconds: f64) {
+        self.merge_latency.observe(seconds);
+    }
+
+    /// The merge latencies observed so far: (upper bound in seconds, cumulative count) per
+    /// bucket, the last one `+Inf` holding every observation.
+    pub fn merge_latency_buckets(&self) -> Vec<(f64, u64)> {
+        let metric = prometheus::core::Metric::metric(&self.merge_latency);
+        let histogram = metric.get_histogram();
+        let mut buckets: Vec<(f64, u64)> = histogram
+            .get_bucket()
+            .iter()
+            .map(|b| (b.upper_bound(), b.cumulative_count()))
+            .collect();
+        buckets.push((f64::INFINITY, histogram.get_sample_count()));
+        buckets
     }
     pub(crate) fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
         self.consumer_lag

@@ -127,7 +127,12 @@ impl Processor {
         let merge = if global.is_empty() {
             None
         } else {
-            Some(MergeStage::new(config, servers, global, 0)?)
+            Some(MergeStage::new(
+                config,
+                servers,
+                global,
+                Arc::clone(&stats),
+            )?)
         };
         Ok(Self {
             fetch_queue: FetchQueue::new(Arc::clone(&consumer)),

@@ -24,7 +24,10 @@ pub async fn execute(
 ) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         BenchCommand::Producer(args) => super::producer::producer(config, args).await,
-        BenchCommand::Processor(args) => super::processor::processor(config, args).await,
+        BenchCommand::Processor(args) if args.instances.is_empty() => {
+            super::processor::processor(config, args).await
+        }
+        BenchCommand::Processor(args) => super::scale_out::scale_out(config, &args).await,
         BenchCommand::Cluster(args) => super::processor::cluster(args).await,
         BenchCommand::Dispatch(args) => super::dispatch::dispatch(args).await,
     }

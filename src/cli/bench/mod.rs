@@ -6,5 +6,6 @@ mod dispatch;
 mod measure;
 mod processor;
 mod producer;
+mod scale_out;
 
 pub use command::{BenchCommand, execute};

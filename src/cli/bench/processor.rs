@@ -26,31 +26,39 @@ use super::measure::{CountingContext, median};
 pub struct ProcessorBenchArgs {
     /// Events on the topic.
     #[arg(long, default_value_t = 1_000_000)]
-    events: usize,
+    pub(super) events: usize,
     /// Distinct agents (groups per window).
     #[arg(long, default_value_t = 100)]
-    agents: usize,
+    pub(super) agents: usize,
     /// Event time the events span, in seconds.
     #[arg(long, default_value_t = 86_400)]
-    span_secs: u64,
+    pub(super) span_secs: u64,
     /// Directory of window queries (default: a 1 h / 5 min hopping query per agent with
     /// count, average and p95 latency); `sql` runs the shipped queries.
     #[arg(long)]
-    sql: Option<PathBuf>,
+    pub(super) sql: Option<PathBuf>,
     /// Runs of each side; the median is reported. 0: only fill the topic.
     #[arg(long, default_value_t = 3)]
-    runs: usize,
+    pub(super) runs: usize,
     /// The topic (`--topic`) already holds the events: skip producing, so this process's
     /// peak memory is the processor's alone.
     #[arg(long)]
-    skip_produce: bool,
+    pub(super) skip_produce: bool,
     /// Skip the bare consumer (for a clean peak-memory reading of the processor alone).
     #[arg(long)]
-    processor_only: bool,
+    pub(super) processor_only: bool,
     /// Topic to fill and read (default: a new one); with `bench cluster` in another process,
     /// the topic that cluster was started with.
     #[arg(long)]
-    topic: Option<String>,
+    pub(super) topic: Option<String>,
+    /// Instance counts to compare, e.g. `1,2,3`: each runs that many processors in one
+    /// group on a fresh topic, filled once all of them hold partitions.
+    #[arg(long, value_delimiter = ',')]
+    pub(super) instances: Vec<usize>,
+    /// Run the default query across agents (merged through the repartition topic) instead
+    /// of per agent.
+    #[arg(long)]
+    pub(super) global: bool,
 }
 
 /// Options of `bench cluster`.
@@ -63,7 +71,7 @@ pub struct ClusterArgs {
 }
 
 /// Every topic a benchmark over `topic` writes or reads.
-fn bench_topics(topic: &str) -> Vec<TopicSpec> {
+pub(super) fn bench_topics(topic: &str) -> Vec<TopicSpec> {
     vec![
         TopicSpec::new(topic, 4),
         TopicSpec::new(format!("{topic}-metrics"), 4),
@@ -91,7 +99,7 @@ pub async fn cluster(args: ClusterArgs) -> Result<(), Box<dyn std::error::Error>
 }
 
 /// The default query: the issue's 1 h window advancing by 5 min, per agent.
-const HOPPING_QUERY: &str = "SELECT agent_name, COUNT(*) AS executions, \
+pub(super) const HOPPING_QUERY: &str = "SELECT agent_name, COUNT(*) AS executions, \
     AVG(latency_ms) AS avg_latency_ms, approx_percentile_cont(latency_ms, 0.95) AS p95_latency_ms, \
     COUNT_IF(status = 'failure') / COUNT(*) AS failure_rate \
     FROM agent_outcomes WINDOW HOPPING (SIZE 1 HOUR, ADVANCE BY 5 MINUTES) GROUP BY agent_name";
@@ -110,12 +118,7 @@ pub async fn processor(
     let topics = bench_topics(&topic.name);
     let (embedded, servers) =
         EmbeddedCluster::unless_configured(&config.kafka, &topics, Duration::from_secs(10)).await?;
-    let queries = match &args.sql {
-        Some(dir) => QueryDefinition::load_dir(dir).await?,
-        None => vec![Arc::new(
-            QueryDefinition::compile("hopping_1h_5m", "bench", HOPPING_QUERY).await?,
-        )],
-    };
+    let queries = bench_queries(&args).await?;
     let started = Instant::now();
     if !args.skip_produce {
         let producer_config = config.kafka.producer_config(&servers);
@@ -156,6 +159,30 @@ pub async fn processor(
     report(processor_rates, bare_rates);
     Ok(())
 }
+
+/// The queries of `--sql`, or the default query (per agent, or across agents with
+/// `--global`).
+pub(super) async fn bench_queries(
+    args: &ProcessorBenchArgs,
+) -> Result<Vec<Arc<QueryDefinition>>, Box<dyn std::error::Error>> {
+    if let Some(dir) = &args.sql {
+        return Ok(QueryDefinition::load_dir(dir).await?);
+    }
+    let (name, sql) = if args.global {
+        ("hopping_1h_5m_global", GLOBAL_QUERY)
+    } else {
+        ("hopping_1h_5m", HOPPING_QUERY)
+    };
+    Ok(vec![Arc::new(
+        QueryDefinition::compile(name, "bench", sql).await?,
+    )])
+}
+
+/// The default query's measures over all agents: a query across partitions.
+const GLOBAL_QUERY: &str = "SELECT COUNT(*) AS executions, \
+    AVG(latency_ms) AS avg_latency_ms, approx_percentile_cont(latency_ms, 0.95) AS p95_latency_ms, \
+    COUNT_IF(status = 'failure') / COUNT(*) AS failure_rate \
+    FROM agent_outcomes WINDOW HOPPING (SIZE 1 HOUR, ADVANCE BY 5 MINUTES)";
 
 /// Runs the processor (and, unless `--processor-only`, the bare consumer) `runs` times;
 /// returns the rates of each. `fresh_groups`: the topic was read before, so each run reads
@@ -211,7 +238,7 @@ fn report(mut processor_rates: Vec<f64>, mut bare_rates: Vec<f64>) {
 
 /// Produces the synthetic events: `agents` agents, event time rising evenly over the span
 /// with up to 2 s of disorder, one in ten a failure.
-fn produce(
+pub(super) fn produce(
     config: &rdkafka::ClientConfig,
     topic: &str,
     args: &ProcessorBenchArgs,

@@ -28,7 +28,13 @@ pub struct MergeQuery {
     emitted: BTreeSet<Millis>,
     /// Emitted windows that took partials since, with the groups they touched.
     touched: BTreeMap<Millis, HashSet<Box<[u8]>>>,
+    /// Per pending window: the latest time a source handed a partial of it over (wall
+    /// clock, ms), for the merge latency.
+    handed_at: BTreeMap<Millis, Millis>,
 }
+
+/// A merged window, and when the last partial it merges was handed over (wall clock, ms).
+pub type Merged = (WindowResult, Option<Millis>);
 
 impl MergeQuery {
     /// Nothing merged yet, over `sources` source partitions.
@@ -42,6 +48,7 @@ impl MergeQuery {
             pending: BTreeSet::new(),
             emitted: BTreeSet::new(),
             touched: BTreeMap::new(),
+            handed_at: BTreeMap::new(),
         })
     }
 
@@ -53,7 +60,12 @@ impl MergeQuery {
     /// Takes `source`'s partial of the window starting at `window`, replacing what that
     /// source sent before for its groups (a replay never counts twice). Returns `false` for
     /// a window already final here (its partial is dropped).
-    pub fn put(&mut self, window: Millis, source: i32, partial: &RecordBatch) -> Result<bool> {
+    pub fn put(
+        &mut self,
+        (window, source): (Millis, i32),
+        partial: &RecordBatch,
+        handed_at: Option<Millis>,
+    ) -> Result<bool> {
         let end = self.definition.spec().window_at(window).end;
         if end <= self.final_bound() {
             return Ok(false);
@@ -66,6 +78,10 @@ impl MergeQuery {
             self.touched.entry(window).or_default().extend(touched);
         } else {
             self.pending.insert(window);
+            if let Some(at) = handed_at {
+                let latest = self.handed_at.entry(window).or_insert(at);
+                *latest = (*latest).max(at);
+            }
         }
         Ok(true)
     }
@@ -109,14 +125,14 @@ impl MergeQuery {
 
     /// Emits the updated groups of emitted windows, then every window all sources have
     /// handed over, then forgets the windows that are final.
-    pub fn close(&mut self) -> Result<Vec<WindowResult>> {
+    pub fn close(&mut self) -> Result<Vec<Merged>> {
         let spec = self.definition.spec();
         let all_groups = self.definition.compiled.limits_groups();
         let mut results = Vec::new();
         for (start, keys) in std::mem::take(&mut self.touched) {
             let only = (!all_groups).then_some(&keys);
             let rows = self.evaluate(start, only)?;
-            results.extend(rows.map(|rows| self.result(start, rows, true)));
+            results.extend(rows.map(|rows| (self.result(start, rows, true), None)));
         }
         let through = self.emitted_bound();
         let ready: Vec<Millis> = self
@@ -129,7 +145,8 @@ impl MergeQuery {
             self.pending.remove(&start);
             self.emitted.insert(start);
             let rows = self.evaluate(start, None)?;
-            results.extend(rows.map(|rows| self.result(start, rows, false)));
+            let handed_at = self.handed_at.remove(&start);
+            results.extend(rows.map(|rows| (self.result(start, rows, false), handed_at)));
         }
         self.forget_final();
         Ok(results)
@@ -167,5 +184,96 @@ impl MergeQuery {
         self.store.evict_all_before(open_from);
         self.emitted.retain(|&start| start >= open_from);
         self.pending.retain(|&start| start >= open_from);
+        self.handed_at.retain(|&start, _| start >= open_from);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+
+    use super::*;
+    use crate::event::OutcomeEvent;
+    use crate::processor::sql::partial::{from_ipc, to_ipc};
+    use crate::processor::sql::table::to_record_batch;
+
+    const SQL: &str = "SELECT COUNT(*) AS n, MAX(latency_ms) AS slowest, \
+        approx_percentile_cont(latency_ms, 0.5) AS p50 FROM agent_outcomes \
+        WINDOW TUMBLING (SIZE 1 MINUTE)";
+
+    /// One source's partial of window 0 holding events with `latencies`, through the wire.
+    fn partial(query: &QueryDefinition, source: i32, latencies: &[f64]) -> RecordBatch {
+        let compiled = &query.compiled;
+        let events: Vec<OutcomeEvent> = latencies
+            .iter()
+            .map(|&ms| {
+                OutcomeEvent::builder("a", "act")
+                    .latency_ms(ms)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let views: Vec<_> = events.iter().map(OutcomeEvent::view).collect();
+        let rows = compiled
+            .apply_row_steps(to_record_batch(views.iter()).unwrap())
+            .unwrap()
+            .0;
+        let mut store = PaneStore::new(compiled, query.spec(), 10).unwrap();
+        store.update(compiled, (0, source), &rows, None).unwrap();
+        let window = query.spec().window_at(0);
+        let states = store
+            .partial_states(compiled, window, |_| true, None)
+            .unwrap();
+        from_ipc(&to_ipc(&states).unwrap()).unwrap()
+    }
+
+    fn count_max_p50(rows: &RecordBatch) -> (i64, f64, f64) {
+        (
+            rows.column(0).as_primitive::<Int64Type>().value(0),
+            rows.column(1).as_primitive::<Float64Type>().value(0),
+            rows.column(2).as_primitive::<Float64Type>().value(0),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_window_waits_for_every_source_and_a_replayed_partial_replaces() {
+        let query = Arc::new(QueryDefinition::compile("q", "inline", SQL).await.unwrap());
+        let mut merge = MergeQuery::new(Arc::clone(&query), 2, 10).unwrap();
+        assert!(
+            merge
+                .put((0, 0), &partial(&query, 0, &[1.0, 2.0]), None)
+                .unwrap()
+        );
+        // Sent again after a crash: replaces, never adds.
+        assert!(
+            merge
+                .put((0, 0), &partial(&query, 0, &[1.0, 2.0]), None)
+                .unwrap()
+        );
+        merge.report(0, (60_000, 0));
+        assert!(
+            merge.close().unwrap().is_empty(),
+            "source 1 has not handed over"
+        );
+        assert!(
+            merge
+                .put((0, 1), &partial(&query, 1, &[3.0]), Some(5))
+                .unwrap()
+        );
+        merge.report(1, (60_000, 60_000));
+        let merged = merge.close().unwrap();
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].1, Some(5));
+        assert_eq!(count_max_p50(&merged[0].0.rows), (3, 3.0, 2.0));
+        // Final at both sources: forgotten; a partial for it now is late.
+        merge.report(0, (60_000, 60_000));
+        assert!(merge.close().unwrap().is_empty());
+        assert_eq!(merge.open_state(), (0, 0));
+        assert!(
+            !merge
+                .put((0, 1), &partial(&query, 1, &[4.0]), None)
+                .unwrap()
+        );
     }
 }

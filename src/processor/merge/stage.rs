@@ -15,6 +15,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::merge_query::MergeQuery;
 use super::wire::{RepartitionRecord, decode};
 use crate::config::Config;
+use crate::metrics::ProcessorStats;
 use crate::processor::sinks::Sends;
 use crate::processor::sql::QueryDefinition;
 use crate::processor::sql::partial::from_ipc;
@@ -75,16 +76,17 @@ pub struct MergeStage {
     commit_interval: Duration,
     last_commit_at: Instant,
     topic: String,
+    stats: Arc<ProcessorStats>,
 }
 
 impl MergeStage {
-    /// Subscribes to the repartition topic of `config`'s group, merging `definitions` over
-    /// `sources` source partitions.
+    /// Subscribes to the repartition topic of `config`'s group, merging `definitions` (over
+    /// the source partitions [`Self::set_sources`] gives).
     pub fn new(
         config: &Config,
         servers: &str,
         definitions: Vec<Arc<QueryDefinition>>,
-        sources: i32,
+        stats: Arc<ProcessorStats>,
     ) -> KafkaResult<Self> {
         let group = &config.kafka.consumer_group;
         let topic = repartition_topic(group);
@@ -101,7 +103,7 @@ impl MergeStage {
         Ok(Self {
             consumer,
             definitions,
-            sources,
+            sources: 0,
             max_groups: config.processor.max_groups_per_window,
             merging: BTreeMap::new(),
             offsets: OffsetTracker::default(),
@@ -109,6 +111,7 @@ impl MergeStage {
             commit_interval: config.processor.commit_interval,
             last_commit_at: Instant::now(),
             topic,
+            stats,
         })
     }
 
@@ -159,13 +162,14 @@ impl MergeStage {
                 query,
                 window,
                 source,
+                handed_at,
             }) => {
                 let Some(merge) = self.merge_query(&query, partition)? else {
                     return Ok(());
                 };
                 let end = merge.definition().spec().window_at(window).end;
                 let partial = from_ipc(payload)?;
-                if !merge.put(window, source, &partial)? {
+                if !merge.put((window, source), &partial, handed_at)? {
                     read.late += 1;
                 }
                 self.offsets.record(partition, offset, end);
@@ -207,8 +211,13 @@ impl MergeStage {
     /// piece.
     pub fn close(&mut self) -> DfResult<Vec<ClosedWindow>> {
         let mut closed = Vec::new();
+        let now = chrono::Utc::now().timestamp_millis();
         for ((_, partition), merge) in &mut self.merging {
-            for mut result in merge.close()? {
+            for (mut result, handed_at) in merge.close()? {
+                if let Some(at) = handed_at {
+                    self.stats
+                        .observe_merge(now.saturating_sub(at).max(0) as f64 / 1000.0);
+                }
                 result.partition = Some(*partition);
                 let query = Arc::clone(merge.definition());
                 closed.push(ClosedWindow { query, result });

@@ -28,19 +28,24 @@ pub enum RepartitionRecord {
         window: Millis,
         /// The source partition.
         source: i32,
+        /// The source's wall clock when it handed the partial over, ms.
+        handed_at: Option<Millis>,
     },
     /// A hand-over report.
     HandOver(HandOver),
 }
 
-/// The headers of a partial record (its payload is the partial as an Arrow IPC stream).
+/// The headers of a partial record (its payload is the partial as an Arrow IPC stream),
+/// stamped with the wall clock so the merge stage can tell its latency.
 pub fn partial_record(query: &str, window: Millis, source: i32) -> OwnedHeaders {
     let (window, source) = (window.to_string(), source.to_string());
+    let handed_at = chrono::Utc::now().timestamp_millis().to_string();
     OwnedHeaders::new()
         .insert(header("fp.kind", "partial"))
         .insert(header("fp.query", query))
         .insert(header("fp.window", &window))
         .insert(header("fp.source", &source))
+        .insert(header("fp.handed_at", &handed_at))
 }
 
 /// A hand-over report's headers and JSON payload.
@@ -79,6 +84,7 @@ pub fn decode(headers: Option<&impl Headers>, payload: &[u8]) -> Result<Repartit
                 query: value("fp.query").ok_or("a partial without fp.query")?,
                 window: number("fp.window")?,
                 source: number("fp.source")? as i32,
+                handed_at: number("fp.handed_at").ok(),
             })
         }
         Some("bounds") => serde_json::from_slice(payload)
