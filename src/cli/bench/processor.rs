@@ -22,7 +22,7 @@ use feedback_pipeline::processor::QueryDefinition;
 use super::measure::{CountingContext, median};
 
 /// Options of `bench processor`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ProcessorBenchArgs {
     /// Events on the topic.
     #[arg(long, default_value_t = 1_000_000)]
