@@ -18,15 +18,19 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "processor")]
 pub mod alerts;
 pub mod config;
 pub mod event;
 pub mod kafka;
 pub mod keys;
+#[cfg(feature = "processor")]
 pub mod metrics;
+#[cfg(feature = "processor")]
 pub mod processor;
 pub mod producer;
 pub mod simulate;
+#[cfg(feature = "processor")]
 pub mod window;
 
 pub use config::Config;

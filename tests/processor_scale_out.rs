@@ -15,7 +15,7 @@ use common::broker::KafkaCluster;
 use common::rng::Rng;
 use common::serve::spawn_serve;
 use common::topic::committed_offsets;
-use common::windows::{WindowRun, latest_results};
+use common::windows::{RunningProcessor, WindowRun, latest_results};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
 use feedback_pipeline::processor::sinks::window_records;
@@ -26,6 +26,9 @@ const SQL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sql");
 /// 2026-01-01T00:00:00Z.
 const BASE: i64 = 1_767_225_600_000;
 const PARTITIONS: i32 = 8;
+/// Each test runs its own cluster and three instances: one at a time, so a 2-core machine
+/// running them is not starved into rebalancing for minutes.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const AGENTS: u64 = 50;
 
 /// `count` events of 50 agents (four agent types, three models) over 12 minutes of event
@@ -159,6 +162,20 @@ async fn await_results(servers: &str, metrics: &str, expected: &BTreeMap<String,
     }
 }
 
+/// Waits until every instance holds partitions and together they hold all.
+async fn all_hold_partitions(instances: &[RunningProcessor]) {
+    common::wait_until(
+        Duration::from_secs(120),
+        "every instance to hold partitions",
+        || async {
+            let held: Vec<i64> = instances.iter().map(|i| i.assigned_partitions()).collect();
+            (held.iter().all(|&n| n > 0) && held.iter().sum::<i64>() == i64::from(PARTITIONS))
+                .then_some(())
+        },
+    )
+    .await;
+}
+
 /// A one-node cluster with an 8-partition outcome topic and a results topic.
 async fn cluster(topic: &str, metrics: &str) -> (KafkaCluster, WindowRun) {
     common::init_logs();
@@ -177,6 +194,7 @@ async fn cluster(topic: &str, metrics: &str) -> (KafkaCluster, WindowRun) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_give_the_results_of_one_for_every_query() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (topic, metrics) = ("outcomes-three", "metrics-three");
     let (_cluster, run) = cluster(topic, metrics).await;
     let sql = [("PROCESSOR_SQL_DIR", SQL)];
@@ -184,16 +202,7 @@ async fn three_instances_give_the_results_of_one_for_every_query() {
     for _ in 0..3 {
         instances.push(run.spawn_with(topic, "three-group", metrics, &sql).await);
     }
-    common::wait_until(
-        Duration::from_secs(60),
-        "all three to hold partitions",
-        || async {
-            let held: Vec<i64> = instances.iter().map(|i| i.assigned_partitions()).collect();
-            (held.iter().all(|&n| n > 0) && held.iter().sum::<i64>() == i64::from(PARTITIONS))
-                .then_some(())
-        },
-    )
-    .await;
+    all_hold_partitions(&instances).await;
     let events = fleet(12_000, 11);
     run.produce(topic, &events).await;
     let expected = one_instance(&events).await;
@@ -210,6 +219,7 @@ async fn three_instances_give_the_results_of_one_for_every_query() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_and_a_join_change_no_result_of_any_query() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (topic, metrics) = ("outcomes-churn", "metrics-churn");
     let (_cluster, run) = cluster(topic, metrics).await;
     let mut vars = run.vars(topic, "churn-group", metrics);
@@ -269,6 +279,7 @@ async fn alert_actions(servers: &str, alerts: &str) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overall_alert_fires_once_for_a_burst_only_the_sum_of_partitions_shows() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (topic, metrics) = ("outcomes-burst", "metrics-burst");
     let alerts = "alerts-burst";
     let (_cluster, run) = cluster(topic, metrics).await;
@@ -287,16 +298,7 @@ async fn the_overall_alert_fires_once_for_a_burst_only_the_sum_of_partitions_sho
                 .await,
         );
     }
-    common::wait_until(
-        Duration::from_secs(60),
-        "all three to hold partitions",
-        || async {
-            let held: Vec<i64> = instances.iter().map(|i| i.assigned_partitions()).collect();
-            (held.iter().all(|&n| n > 0) && held.iter().sum::<i64>() == i64::from(PARTITIONS))
-                .then_some(())
-        },
-    )
-    .await;
+    all_hold_partitions(&instances).await;
     // Minute 0: 48 executions, 19 failed (40 %): over the rule's 20 executions only when all
     // partitions count together; no agent alone has 10. Then four clean minutes resolve it.
     let mut events = minutes(0, 1, 19);
