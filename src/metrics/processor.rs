@@ -27,6 +27,7 @@ pub struct ProcessorStats {
     dead_letters: IntCounterVec,
     send_failures: IntCounterVec,
     assigned_partitions: IntGauge,
+    merge_partitions: IntGauge,
     open_windows: IntGauge,
     open_groups: IntGauge,
     source_connected: IntGauge,
@@ -120,6 +121,13 @@ fn merge_latency() -> prometheus::Result<Histogram> {
     )
 }
 
+fn merge_partitions() -> prometheus::Result<IntGauge> {
+    gauge(
+        "feedback_pipeline_processor_merge_partitions",
+        "Partitions of the repartition topic this instance merges.",
+    )
+}
+
 fn source_connected() -> prometheus::Result<IntGauge> {
     let connected = gauge(
         "feedback_pipeline_processor_source_connected",
@@ -147,6 +155,7 @@ impl ProcessorStats {
             Box::new(stats.dead_letters.clone()),
             Box::new(stats.send_failures.clone()),
             Box::new(stats.assigned_partitions.clone()),
+            Box::new(stats.merge_partitions.clone()),
             Box::new(stats.open_windows.clone()),
             Box::new(stats.open_groups.clone()),
             Box::new(stats.consumer_lag.clone()),
@@ -209,6 +218,7 @@ impl ProcessorStats {
                      (librdkafka's error name, or too_large when refused before sending).",
                 &["topic", "reason"],
             )?,
+            merge_partitions: merge_partitions()?,
             assigned_partitions: gauge(
                 "feedback_pipeline_processor_assigned_partitions",
                 "Partitions of the outcome topic this instance owns.",
@@ -312,6 +322,13 @@ impl ProcessorStats {
     pub(crate) fn set_open_state(&self, panes: usize, groups: usize) {
         self.open_windows.set(panes as i64);
         self.open_groups.set(groups as i64);
+    }
+    /// Partitions of the repartition topic this instance merges.
+    pub fn merge_partitions(&self) -> i64 {
+        self.merge_partitions.get()
+    }
+    pub(crate) fn set_merge_partitions(&self, partitions: usize) {
+        self.merge_partitions.set(partitions as i64);
     }
     /// Partitions of the outcome topic this instance holds.
     pub fn assigned(&self) -> i64 {

@@ -144,6 +144,7 @@ impl MergeStage {
         let context = self.consumer.context();
         let revoked =
             std::mem::take(&mut *context.revoked.lock().unwrap_or_else(|p| p.into_inner()));
+        let changed = !revoked.is_empty();
         for partition in revoked {
             self.merging.retain(|(_, r), _| *r != partition);
             self.offsets.remove(partition);
@@ -151,6 +152,10 @@ impl MergeStage {
         }
         read.assigned =
             std::mem::take(&mut *context.assigned.lock().unwrap_or_else(|p| p.into_inner()));
+        if read.assigned || changed {
+            let held = self.consumer.assignment().map_or(0, |list| list.count());
+            self.stats.set_merge_partitions(held);
+        }
         Ok(read)
     }
 
