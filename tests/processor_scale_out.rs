@@ -14,10 +14,11 @@ use serde_json::Value;
 use common::broker::KafkaCluster;
 use common::rng::Rng;
 use common::serve::spawn_serve;
-use common::topic::committed_offsets;
+use common::topic::{committed_metadata, committed_offsets};
 use common::windows::{RunningProcessor, WindowRun, latest_results};
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
+use feedback_pipeline::processor::merge::{MergeCheckpoint, repartition_topic};
 use feedback_pipeline::processor::sinks::window_records;
 use feedback_pipeline::processor::{EngineSettings, QueryDefinition, WindowEngine};
 
@@ -169,14 +170,25 @@ async fn all_hold_partitions(instances: &[RunningProcessor]) {
         "every instance to hold partitions",
         || async {
             let held: Vec<i64> = instances.iter().map(|i| i.assigned_partitions()).collect();
-            let merging: Vec<i64> = instances
-                .iter()
-                .map(|i| i.stats.merge_partitions())
-                .collect();
             let settled = |held: &[i64]| {
                 held.iter().all(|&n| n > 0) && held.iter().sum::<i64>() == i64::from(PARTITIONS)
             };
             settled(&held).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Waits until `group`'s merge group is stable with `members` members: a merged window
+/// then has one owner from the start.
+async fn merge_group_settled(servers: &str, group: &str, members: usize) {
+    let merge_group = format!("{group}-merge");
+    common::wait_until(
+        Duration::from_secs(120),
+        "the merge group to settle",
+        || async {
+            let state = common::topic::group_state(servers, &merge_group);
+            (state == Some(("Stable".to_owned(), members))).then_some(())
         },
     )
     .await;
@@ -284,8 +296,6 @@ async fn alert_actions(servers: &str, alerts: &str) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky in CI: the repartition group may not settle, and an owner change re-judges \
-            windows (see the closing note of stop 25); run with --ignored"]
 async fn the_overall_alert_fires_once_for_a_burst_only_the_sum_of_partitions_shows() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let (topic, metrics) = ("outcomes-burst", "metrics-burst");
@@ -307,6 +317,7 @@ async fn the_overall_alert_fires_once_for_a_burst_only_the_sum_of_partitions_sho
         );
     }
     all_hold_partitions(&instances).await;
+    merge_group_settled(&run.servers, "burst-group", instances.len()).await;
     // Minute 0: 48 executions, 19 failed (40 %): over the rule's 20 executions only when all
     // partitions count together; no agent alone has 10. Then four clean minutes resolve it.
     let mut events = minutes(0, 1, 19);
@@ -330,4 +341,109 @@ async fn the_overall_alert_fires_once_for_a_burst_only_the_sum_of_partitions_sho
     for instance in instances {
         instance.stop().await;
     }
+}
+
+/// The time `field` of an alert or result record names, in ms.
+fn millis_of(record: &Value, field: &str) -> i64 {
+    let text = record[field].as_str().unwrap();
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// Every record on `alerts`, decoded.
+async fn alert_records(servers: &str, alerts: &str) -> Vec<Value> {
+    let records = common::topic::read_raw(servers, alerts, usize::MAX, Duration::from_secs(3));
+    records
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect()
+}
+
+/// Waits until `group`'s merge stage has committed a checkpoint saying `query`'s windows
+/// were emitted through `through`.
+async fn await_merge_checkpoint(servers: &str, group: &str, query: &str, through: i64) {
+    let topic = repartition_topic(group);
+    let merge_group = format!("{group}-merge");
+    common::wait_until(Duration::from_secs(60), "a merge checkpoint", || async {
+        committed_metadata(servers, &merge_group, &topic, PARTITIONS)
+            .iter()
+            .filter_map(|text| serde_json::from_str::<MergeCheckpoint>(text).ok())
+            .any(|c| c.emitted_through(query).is_some_and(|t| t >= through))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_owner_of_the_merge_judges_no_window_its_predecessor_judged() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (topic, metrics) = ("outcomes-handover", "metrics-handover");
+    let (alerts, group) = ("alerts-handover", "handover-group");
+    let (_cluster, run) = cluster(topic, metrics).await;
+    run.topics(&[alerts]).await;
+    let rules = feedback_pipeline::alerts::rules::parse_rules(
+        "builtin",
+        feedback_pipeline::alerts::rules::BUILTIN_RULES,
+    )
+    .unwrap();
+    // Windows stay open for 10 minutes after they close: the next owner replays them all.
+    let extra = [
+        ("PROCESSOR_SQL_DIR", SQL),
+        ("KAFKA_ALERTS_TOPIC", alerts),
+        ("WINDOW_ALLOWED_LATENESS_MS", "600000"),
+    ];
+    let first = run
+        .spawn_alerting(topic, group, metrics, &extra, rules.clone())
+        .await;
+    all_hold_partitions(std::slice::from_ref(&first)).await;
+    let mut events = minutes(0, 1, 19);
+    events.extend(minutes(1, 5, 0));
+    run.produce(topic, &events).await;
+    let resolve = common::wait_until(Duration::from_secs(120), "the alert to resolve", || async {
+        let records = alert_records(&run.servers, alerts).await;
+        records.into_iter().find(|r| r["action"] == "resolve")
+    })
+    .await;
+    let judged_through = millis_of(&resolve, "window_end");
+    await_merge_checkpoint(&run.servers, group, "failure_rate_overall", judged_through).await;
+    first.stop().await;
+
+    let second = run
+        .spawn_alerting(topic, group, metrics, &extra, rules)
+        .await;
+    all_hold_partitions(std::slice::from_ref(&second)).await;
+    run.produce(topic, &minutes(6, 8, 0)).await;
+    // The new owner merged minute 6, so it has replayed every partial handed over before.
+    let minute_6 = BASE + 6 * 60_000;
+    common::wait_until(Duration::from_secs(120), "minute 6 merged", || async {
+        let (latest, _) = latest_results(&run.servers, metrics).await;
+        latest
+            .values()
+            .any(|v| {
+                v["query"] == "failure_rate_overall" && millis_of(v, "window_start") == minute_6
+            })
+            .then_some(())
+    })
+    .await;
+    let actions: Vec<String> = alert_records(&run.servers, alerts)
+        .await
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["rule"].as_str().unwrap(),
+                r["action"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "OverallFailureRateHigh trigger",
+            "OverallFailureRateHigh resolve"
+        ]
+    );
+    second.stop().await;
 }

@@ -1,6 +1,7 @@
 //! The processing loop: read a batch, reject what cannot be used, window the rest, emit
 //! closed windows, and commit offsets only once everything they cover has been emitted.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +19,8 @@ use super::source::{
 };
 use super::sql::QueryDefinition;
 use super::windows::{
-    ClosedWindow, EngineSettings, RejectedEvent, Rejection, WindowEngine, checkpoint,
+    ClosedWindow, EngineSettings, PartitionCheckpoint, RejectedEvent, Rejection, WindowEngine,
+    checkpoint,
 };
 use crate::alerts::history::AlertHistory;
 use crate::alerts::{AlertEvaluator, AlertRecord, AlertRule};
@@ -307,7 +309,7 @@ impl Processor {
         let loaded = tokio::task::block_in_place(|| {
             checkpoint::load(&*self.consumer, &self.outcome_topic, partitions)
         });
-        let checkpoints = loaded.map_err(|err| {
+        let checkpoints: HashMap<i32, PartitionCheckpoint> = loaded.map_err(|err| {
             ProcessorError::Checkpoint(format!(
                 "reading the checkpoints of partitions {partitions:?} failed: {err}; stopping \
                  rather than emit their windows again (restart once the group coordinator \
@@ -469,11 +471,14 @@ impl Processor {
                 "repartition records dropped"
             );
         }
-        let closed = merge.close()?;
         if read.assigned {
+            // Before anything of the new partitions is judged.
             self.seed_alerts();
         }
-        Ok(closed)
+        let Some(merge) = &mut self.merge else {
+            return Ok(Vec::new());
+        };
+        Ok(merge.close()?)
     }
 
     /// Creates the repartition topic (as many partitions as the outcome topic) when a query
@@ -524,6 +529,9 @@ impl Processor {
     async fn finish(&mut self) -> Result<(), ProcessorError> {
         self.readiness.set_problem(Some("stopping".into()));
         self.outbox.sends_mut().settle(SHUTDOWN_WAIT).await?;
+        if let Some(merge) = &mut self.merge {
+            merge.finish();
+        }
         let sends = self.outbox.sends();
         self.committer
             .finish(&mut self.engine, sends, SHUTDOWN_WAIT)

@@ -153,9 +153,33 @@ async fn next_message(consumer: &StreamConsumer) -> Option<rdkafka::message::Bor
     }
 }
 
-/// The offsets `group` has committed on `topic`'s first `partitions` partitions, added up (0 for
-/// none). Fetching committed offsets does not join the group.
+/// The committed offsets of `group` on `topic`'s `partitions`, added up (0 if unknown).
 pub fn committed_offsets(servers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    committed(servers, group, topic, partitions)
+        .iter()
+        .filter_map(|(offset, _)| match offset {
+            rdkafka::Offset::Offset(offset) => Some(*offset),
+            _ => None,
+        })
+        .sum()
+}
+
+/// The metadata `group` committed with its offsets on `topic`'s `partitions`, where any.
+pub fn committed_metadata(servers: &str, group: &str, topic: &str, partitions: i32) -> Vec<String> {
+    committed(servers, group, topic, partitions)
+        .into_iter()
+        .filter_map(|(_, metadata)| (!metadata.is_empty()).then_some(metadata))
+        .collect()
+}
+
+/// `group`'s committed (offset, metadata) per partition of `topic` (none if unknown).
+/// Fetching committed offsets does not join the group.
+fn committed(
+    servers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(rdkafka::Offset, String)> {
     let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .set("group.id", group)
@@ -169,11 +193,22 @@ pub fn committed_offsets(servers: &str, group: &str, topic: &str, partitions: i3
         Ok(list) => list
             .elements()
             .iter()
-            .filter_map(|e| match e.offset() {
-                rdkafka::Offset::Offset(offset) => Some(offset),
-                _ => None,
-            })
-            .sum(),
-        Err(_) => 0,
+            .map(|e| (e.offset(), e.metadata().to_owned()))
+            .collect(),
+        Err(_) => Vec::new(),
     }
+}
+
+/// The state of consumer group `group` as its coordinator tells it (`"Stable"` once every
+/// member holds its assignment) and its number of members; `None` when unknown.
+pub fn group_state(servers: &str, group: &str) -> Option<(String, usize)> {
+    let client: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .create()
+        .expect("client");
+    let list = client
+        .fetch_group_list(Some(group), Duration::from_secs(5))
+        .ok()?;
+    let found = list.groups().iter().find(|g| g.name() == group)?;
+    Some((found.state().to_owned(), found.members().len()))
 }

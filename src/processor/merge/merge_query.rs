@@ -31,6 +31,9 @@ pub struct MergeQuery {
     /// Per pending window: the latest time a source handed a partial of it over (wall
     /// clock, ms), for the merge latency.
     handed_at: BTreeMap<Millis, Millis>,
+    /// Windows ending at or before this were emitted (and judged) by an earlier owner of the
+    /// partition, as its checkpoint says: a replay rebuilds them without emitting them again.
+    restored_through: Millis,
 }
 
 /// A merged window, and when the last partial it merges was handed over (wall clock, ms).
@@ -49,7 +52,20 @@ impl MergeQuery {
             emitted: BTreeSet::new(),
             touched: BTreeMap::new(),
             handed_at: BTreeMap::new(),
+            restored_through: Millis::MIN,
         })
+    }
+
+    /// Takes up an earlier owner's checkpoint: windows ending at or before `emitted_through`
+    /// were emitted (and their alerts judged) already.
+    pub fn restore(&mut self, emitted_through: Millis) {
+        self.restored_through = self.restored_through.max(emitted_through);
+    }
+
+    /// What this partition's checkpoint says of the query: windows ending at or before this
+    /// have been emitted (here, or by an earlier owner).
+    pub fn emitted_through(&self) -> Millis {
+        self.restored_through.max(self.emitted_bound())
     }
 
     /// The query.
@@ -58,13 +74,15 @@ impl MergeQuery {
     }
 
     /// Takes `source`'s partial of the window starting at `window`, replacing what that
-    /// source sent before for its groups (a replay never counts twice). Returns `false` for
-    /// a window already final here (its partial is dropped).
+    /// source sent before for its groups (a replay never counts twice). A `replayed` partial
+    /// (one an earlier owner had read) of a window that owner emitted only rebuilds it.
+    /// Returns `false` for a window already final here (its partial is dropped).
     pub fn put(
         &mut self,
         (window, source): (Millis, i32),
         partial: &RecordBatch,
         handed_at: Option<Millis>,
+        replayed: bool,
     ) -> Result<bool> {
         let end = self.definition.spec().window_at(window).end;
         if end <= self.final_bound() {
@@ -74,8 +92,13 @@ impl MergeQuery {
         let compiled = &self.definition.compiled;
         self.store
             .put_partial(compiled, (window, source), partial, &mut touched)?;
+        if end <= self.restored_through {
+            self.emitted.insert(window);
+        }
         if self.emitted.contains(&window) {
-            self.touched.entry(window).or_default().extend(touched);
+            if !replayed {
+                self.touched.entry(window).or_default().extend(touched);
+            }
         } else {
             self.pending.insert(window);
             if let Some(at) = handed_at {
@@ -242,13 +265,13 @@ mod tests {
         let mut merge = MergeQuery::new(Arc::clone(&query), 2, 10).unwrap();
         assert!(
             merge
-                .put((0, 0), &partial(&query, 0, &[1.0, 2.0]), None)
+                .put((0, 0), &partial(&query, 0, &[1.0, 2.0]), None, false)
                 .unwrap()
         );
         // Sent again after a crash: replaces, never adds.
         assert!(
             merge
-                .put((0, 0), &partial(&query, 0, &[1.0, 2.0]), None)
+                .put((0, 0), &partial(&query, 0, &[1.0, 2.0]), None, false)
                 .unwrap()
         );
         merge.report(0, (60_000, 0));
@@ -258,7 +281,7 @@ mod tests {
         );
         assert!(
             merge
-                .put((0, 1), &partial(&query, 1, &[3.0]), Some(5))
+                .put((0, 1), &partial(&query, 1, &[3.0]), Some(5), false)
                 .unwrap()
         );
         merge.report(1, (60_000, 60_000));
@@ -272,8 +295,30 @@ mod tests {
         assert_eq!(merge.open_state(), (0, 0));
         assert!(
             !merge
-                .put((0, 1), &partial(&query, 1, &[4.0]), None)
+                .put((0, 1), &partial(&query, 1, &[4.0]), None, false)
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn a_new_owner_rebuilds_the_windows_its_predecessor_emitted_without_emitting_them() {
+        let query = Arc::new(QueryDefinition::compile("q", "inline", SQL).await.unwrap());
+        let mut merge = MergeQuery::new(Arc::clone(&query), 1, 10).unwrap();
+        merge.restore(60_000);
+        let replayed = partial(&query, 0, &[1.0, 2.0]);
+        assert!(merge.put((0, 0), &replayed, None, true).unwrap());
+        merge.report(0, (60_000, 0));
+        assert!(
+            merge.close().unwrap().is_empty(),
+            "emitted (and judged) by the predecessor"
+        );
+        assert_eq!(merge.emitted_through(), 60_000);
+        // A partial the predecessor never read updates the window.
+        let newer = partial(&query, 0, &[1.0, 2.0, 3.0]);
+        assert!(merge.put((0, 0), &newer, None, false).unwrap());
+        let merged = merge.close().unwrap();
+        assert_eq!(merged.len(), 1);
+        assert!(merged[0].0.update);
+        assert_eq!(count_max_p50(&merged[0].0.rows).0, 3);
     }
 }

@@ -4,12 +4,14 @@
 //! instance owning a repartition partition merges them and emits the window once every
 //! source partition has handed it over.
 
+mod checkpoint;
 mod handoff;
 mod merge_query;
 mod route;
 mod stage;
 mod wire;
 
+pub use checkpoint::MergeCheckpoint;
 pub use handoff::HandOff;
 pub use merge_query::MergeQuery;
 pub use route::{repartition_of, split_by_route};

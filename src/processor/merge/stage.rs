@@ -2,7 +2,7 @@
 //! of its own (`<consumer group>-merge`), merged per query and repartition partition, and
 //! committed once the windows its records feed are final and their results acknowledged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,9 @@ use datafusion::common::Result as DfResult;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, TopicPartitionList};
 
+use super::checkpoint::MergeCheckpoint;
 use super::merge_query::MergeQuery;
 use super::wire::{RepartitionRecord, decode};
 use crate::config::Config;
@@ -19,8 +20,12 @@ use crate::metrics::ProcessorStats;
 use crate::processor::sinks::Sends;
 use crate::processor::sql::QueryDefinition;
 use crate::processor::sql::partial::from_ipc;
-use crate::processor::windows::{ClosedWindow, OffsetTracker};
+use crate::processor::windows::{ClosedWindow, OffsetTracker, checkpoint};
 use crate::window::Millis;
+
+/// The shortest time between two commits made because windows were emitted (a busy merge
+/// emits every turn).
+const EMITTED_COMMIT_GAP: Duration = Duration::from_millis(100);
 
 /// The repartition topic of the consumer group `group`.
 pub fn repartition_topic(group: &str) -> String {
@@ -32,6 +37,16 @@ pub fn repartition_topic(group: &str) -> String {
 pub struct MergeContext {
     revoked: Mutex<Vec<i32>>,
     assigned: Mutex<bool>,
+}
+
+impl MergeContext {
+    fn take_revoked(&self) -> Vec<i32> {
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn take_assigned(&self) -> bool {
+        std::mem::take(&mut *self.assigned.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl ClientContext for MergeContext {}
@@ -71,7 +86,12 @@ pub struct MergeStage {
     sources: i32,
     max_groups: usize,
     merging: BTreeMap<(String, i32), MergeQuery>,
+    /// Per held partition: the checkpoint its earlier owner committed.
+    restored: HashMap<i32, MergeCheckpoint>,
     offsets: OffsetTracker,
+    /// A window was emitted since the last commit: commit without waiting for the interval,
+    /// so a new owner seldom judges it again.
+    emitted_since_commit: bool,
     pending_commit: Option<(TopicPartitionList, u64)>,
     commit_interval: Duration,
     last_commit_at: Instant,
@@ -106,7 +126,9 @@ impl MergeStage {
             sources: 0,
             max_groups: config.processor.max_groups_per_window,
             merging: BTreeMap::new(),
+            restored: HashMap::new(),
             offsets: OffsetTracker::default(),
+            emitted_since_commit: false,
             pending_commit: None,
             commit_interval: config.processor.commit_interval,
             last_commit_at: Instant::now(),
@@ -126,37 +148,82 @@ impl MergeStage {
     }
 
     /// Reads what has arrived (at most `max` records) without waiting, and applies the
-    /// rebalances served meanwhile.
+    /// rebalances served meanwhile before any record of a new assignment is taken.
     pub fn read(&mut self, max: usize) -> DfResult<MergeRead> {
         let mut read = MergeRead::default();
         for _ in 0..max {
-            match self.consumer.poll(Duration::ZERO) {
+            // Owned, so the merge state can change while the consumer is borrowed.
+            let polled = self
+                .consumer
+                .poll(Duration::ZERO)
+                .map(|result| result.map(|message| message.detach()));
+            self.apply_rebalances(&mut read);
+            match polled {
                 None => break,
                 Some(Err(err)) => tracing::warn!(%err, "repartition consumer error"),
                 Some(Ok(message)) => {
                     read.records += 1;
-                    // Owned, so the merge state can change while the consumer is borrowed.
-                    let message = message.detach();
                     self.take(&message, &mut read)?;
                 }
             }
         }
+        Ok(read)
+    }
+
+    /// Forgets revoked partitions, and reads the checkpoints of assigned ones.
+    fn apply_rebalances(&mut self, read: &mut MergeRead) {
         let context = self.consumer.context();
-        let revoked =
-            std::mem::take(&mut *context.revoked.lock().unwrap_or_else(|p| p.into_inner()));
-        let changed = !revoked.is_empty();
-        for partition in revoked {
+        let revoked = context.take_revoked();
+        let assigned = context.take_assigned();
+        for &partition in &revoked {
             self.merging.retain(|(_, r), _| *r != partition);
+            self.restored.remove(&partition);
             self.offsets.remove(partition);
             self.pending_commit = None;
         }
-        read.assigned =
-            std::mem::take(&mut *context.assigned.lock().unwrap_or_else(|p| p.into_inner()));
-        if read.assigned || changed {
+        if assigned {
+            self.restore_checkpoints();
+            read.assigned = true;
+        }
+        if assigned || !revoked.is_empty() {
             let held = self.consumer.assignment().map_or(0, |list| list.count());
             self.stats.set_merge_partitions(held);
         }
-        Ok(read)
+    }
+
+    /// Reads the checkpoints of the partitions held (blocking). A failure is logged: the
+    /// partitions then replay as if new, and windows emitted before may be judged again.
+    fn restore_checkpoints(&mut self) {
+        let assignment = self.consumer.assignment().unwrap_or_default();
+        let partitions: Vec<i32> = assignment
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .filter(|p| !self.restored.contains_key(p))
+            .collect();
+        if partitions.is_empty() {
+            return;
+        }
+        let loaded = tokio::task::block_in_place(|| {
+            checkpoint::load::<MergeCheckpoint, _>(&self.consumer, &self.topic, &partitions)
+        });
+        match loaded {
+            Ok(found) => {
+                tracing::info!(
+                    ?partitions,
+                    restored = found.len(),
+                    "merge checkpoints read"
+                );
+                for partition in partitions {
+                    let restored = found.get(&partition).cloned().unwrap_or_default();
+                    self.restored.insert(partition, restored);
+                }
+            }
+            Err(err) => tracing::warn!(
+                %err, ?partitions,
+                "reading merge checkpoints failed; windows emitted before may be judged again"
+            ),
+        }
     }
 
     fn take(&mut self, message: &OwnedMessage, read: &mut MergeRead) -> DfResult<()> {
@@ -169,12 +236,16 @@ impl MergeStage {
                 source,
                 handed_at,
             }) => {
+                let replayed = self
+                    .restored
+                    .get(&partition)
+                    .is_some_and(|c| offset < c.read_through);
                 let Some(merge) = self.merge_query(&query, partition)? else {
                     return Ok(());
                 };
                 let end = merge.definition().spec().window_at(window).end;
                 let partial = from_ipc(payload)?;
-                if !merge.put((window, source), &partial, handed_at)? {
+                if !merge.put((window, source), &partial, handed_at, replayed)? {
                     read.late += 1;
                 }
                 self.offsets.record(partition, offset, end);
@@ -206,7 +277,11 @@ impl MergeStage {
             let Some(definition) = self.definitions.iter().find(|d| d.name == query) else {
                 return Ok(None);
             };
-            let merge = MergeQuery::new(Arc::clone(definition), self.sources, self.max_groups)?;
+            let mut merge = MergeQuery::new(Arc::clone(definition), self.sources, self.max_groups)?;
+            let restored = self.restored.get(&partition);
+            if let Some(through) = restored.and_then(|c| c.emitted_through(query)) {
+                merge.restore(through);
+            }
             self.merging.insert(key.clone(), merge);
         }
         Ok(self.merging.get_mut(&key))
@@ -223,6 +298,7 @@ impl MergeStage {
                     self.stats
                         .observe_merge(now.saturating_sub(at).max(0) as f64 / 1000.0);
                 }
+                self.emitted_since_commit |= !result.update;
                 result.partition = Some(*partition);
                 let query = Arc::clone(merge.definition());
                 closed.push(ClosedWindow { query, result });
@@ -254,8 +330,9 @@ impl MergeStage {
             .fold((0, 0), |(p, g), (mp, mg)| (p + mp, g + mg))
     }
 
-    /// Every commit interval, takes the offsets whose windows are final here and commits
-    /// them once every record queued until then (the merged results) is acknowledged.
+    /// Every commit interval (or sooner once a window was emitted), takes the offsets whose
+    /// windows are final here, with each partition's checkpoint, and commits them once every
+    /// record queued until then (the merged results and their alerts) is acknowledged.
     pub fn commit(&mut self, sends: &Sends) {
         if let Some((list, sequence)) = &self.pending_commit
             && sends.acknowledged_through() >= *sequence
@@ -265,10 +342,37 @@ impl MergeStage {
             }
             self.pending_commit = None;
         }
-        if self.pending_commit.is_some() || self.last_commit_at.elapsed() < self.commit_interval {
+        let since = self.last_commit_at.elapsed();
+        let due = since >= self.commit_interval
+            || (self.emitted_since_commit && since >= EMITTED_COMMIT_GAP);
+        if self.pending_commit.is_some() || !due {
             return;
         }
         self.last_commit_at = Instant::now();
+        self.emitted_since_commit = false;
+        let list = self.commit_list();
+        if list.count() > 0 {
+            self.pending_commit = Some((list, sends.sequence() - 1));
+        }
+    }
+
+    /// Commits what [`Self::commit`] would, now and waiting for the answer (on shutdown,
+    /// once every send is settled).
+    pub fn finish(&mut self) {
+        let list = self.commit_list();
+        if list.count() == 0 {
+            return;
+        }
+        let committed =
+            tokio::task::block_in_place(|| self.consumer.commit(&list, CommitMode::Sync));
+        if let Err(err) = committed {
+            tracing::warn!(%err, "committing repartition offsets on shutdown failed");
+        }
+    }
+
+    /// Per partition read: the offset before its oldest record of a window not final, and
+    /// its checkpoint.
+    fn commit_list(&mut self) -> TopicPartitionList {
         let merging = &self.merging;
         let final_bound = |partition: i32| {
             merging
@@ -278,12 +382,21 @@ impl MergeStage {
                 .min()
                 .unwrap_or(Millis::MAX)
         };
+        let positions = self.offsets.positions(final_bound);
+        let read = self.offsets.read_positions();
         let mut list = TopicPartitionList::new();
-        for (partition, offset) in self.offsets.positions(final_bound) {
-            let _ = list.add_partition_offset(&self.topic, partition, Offset::Offset(offset));
+        for (partition, offset) in positions {
+            let mut checkpoint = self.restored.get(&partition).cloned().unwrap_or_default();
+            let read_through = read.get(&partition).copied().unwrap_or(0);
+            for ((query, _), merge) in merging.iter().filter(|((_, r), _)| *r == partition) {
+                checkpoint.advance(read_through, (query, merge.emitted_through()));
+            }
+            let added =
+                checkpoint::add_commit(&mut list, &self.topic, partition, offset, &checkpoint);
+            if let Err(err) = added {
+                tracing::warn!(%err, partition, "a repartition commit left out");
+            }
         }
-        if list.count() > 0 {
-            self.pending_commit = Some((list, sends.sequence() - 1));
-        }
+        list
     }
 }

@@ -1,5 +1,6 @@
 //! Checkpoints: how far each partition's windows were emitted, stored as the metadata of the
-//! partition's committed offset. Offset and checkpoint commit in one request, so they can never
+//! partition's committed offset (the outcome topic's [`PartitionCheckpoint`], and the merge
+//! stage's own on the repartition topic). Offset and checkpoint commit in one request, so they can never
 //! disagree, and a new owner of the partition gets both from one offset fetch.
 
 use std::collections::HashMap;
@@ -8,6 +9,8 @@ use std::time::Duration;
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::engine::PartitionCheckpoint;
 
@@ -21,13 +24,13 @@ const FETCH_BACKOFF: Duration = Duration::from_millis(500);
 /// The metadata a broker keeps with a committed offset by default (`offset.metadata.max.bytes`).
 pub const METADATA_LIMIT: usize = 4096;
 
-/// Adds `partition`'s commit at `offset`, carrying `checkpoint`, to `list`.
+/// Adds `partition`'s commit at `offset`, carrying `checkpoint` (as JSON), to `list`.
 pub fn add_commit(
     list: &mut TopicPartitionList,
     topic: &str,
     partition: i32,
     offset: i64,
-    checkpoint: &PartitionCheckpoint,
+    checkpoint: &impl Serialize,
 ) -> KafkaResult<()> {
     let mut element = list.add_partition(topic, partition);
     element.set_offset(Offset::Offset(offset))?;
@@ -36,12 +39,13 @@ pub fn add_commit(
 }
 
 /// The committed checkpoints of `partitions` (blocking). A timeout or a coordinator error is
-/// retried with backoff, then returned (never taken for "no checkpoint"); a partition committed without a checkpoint (or never) is left out.
-pub fn load<X: ConsumerContext>(
+/// retried with backoff, then returned (never taken for "no checkpoint"); a partition
+/// committed without a checkpoint (or never) is left out.
+pub fn load<T: DeserializeOwned, X: ConsumerContext>(
     consumer: &impl Consumer<X>,
     topic: &str,
     partitions: &[i32],
-) -> KafkaResult<HashMap<i32, PartitionCheckpoint>> {
+) -> KafkaResult<HashMap<i32, T>> {
     let mut wanted = TopicPartitionList::new();
     for &partition in partitions {
         wanted.add_partition(topic, partition);
@@ -64,7 +68,7 @@ pub fn load<X: ConsumerContext>(
         if element.metadata().is_empty() {
             continue;
         }
-        match serde_json::from_str::<PartitionCheckpoint>(element.metadata()) {
+        match serde_json::from_str::<T>(element.metadata()) {
             Ok(checkpoint) => {
                 found.insert(element.partition(), checkpoint);
             }
