@@ -2,7 +2,7 @@
 # Starts an Apache Kafka KRaft cluster on free loopback ports, in the background: every node is a
 # combined broker and controller. Prints the addresses and pids as KEY=VALUE lines:
 #
-#   scripts/start-kafka.sh [--brokers 1|3] [--dir DIR] [--watch-pid PID]
+#   scripts/start-kafka.sh [--brokers 1|3] [--dir DIR] [--watch-pid PID] [--client-port P]
 #                          [--sasl-ssl PEM --scram-user NAME]   (password in $KAFKA_SCRAM_PASSWORD)
 #   scripts/start-kafka.sh --dir DIR --restart N                 start node N again (after a kill)
 #   scripts/start-kafka.sh --dir DIR --stop                      stop every node (SIGTERM, then KILL)
@@ -15,12 +15,13 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-brokers=1 dir="" watch_pid="" restart="" stop=0 pem="" scram_user=""
+brokers=1 dir="" watch_pid="" restart="" stop=0 pem="" scram_user="" fixed_client_port=""
 while (($#)); do
     case "$1" in
         --brokers) brokers="$2"; shift 2 ;;
         --dir) dir="$2"; shift 2 ;;
         --watch-pid) watch_pid="$2"; shift 2 ;;
+        --client-port) fixed_client_port="$2"; shift 2 ;;
         --restart) restart="$2"; shift 2 ;;
         --stop) stop=1; shift ;;
         --sasl-ssl) pem="$2"; shift 2 ;;
@@ -101,6 +102,8 @@ import socket, sys
 sockets = [socket.socket() for _ in range(3 * int(sys.argv[1]))]
 for s in sockets: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in sockets))' "$brokers")"
+# --client-port: the first node's client port is that one (e.g. 9092, which examples name).
+[[ -z "$fixed_client_port" ]] || ports[0]="$fixed_client_port"
 client_port() { echo "${ports[$((3 * ($1 - 1)))]}"; }
 controller_port() { echo "${ports[$((3 * ($1 - 1) + 1))]}"; }
 sasl_port() { echo "${ports[$((3 * ($1 - 1) + 2))]}"; }

@@ -137,11 +137,13 @@ impl ActionContext {
     }
 }
 
-/// An agent's error: its type name, message and the backtrace where it was made.
+/// An agent's error: its type name, message and the backtrace where it was made (or a stack
+/// trace given with it, e.g. a Python traceback).
 pub struct AgentError {
     error_type: String,
     message: String,
     backtrace: Backtrace,
+    stack_trace: Option<String>,
     retryable: bool,
 }
 
@@ -152,8 +154,32 @@ impl AgentError {
             error_type: error_type.into(),
             message: message.into(),
             backtrace: Backtrace::force_capture(),
+            stack_trace: None,
             retryable: true,
         }
+    }
+
+    /// An error carrying its own stack trace (an agent in another language: its traceback),
+    /// so no Rust backtrace is taken.
+    pub fn with_stack_trace(
+        error_type: impl Into<String>,
+        message: impl Into<String>,
+        stack_trace: impl Into<String>,
+    ) -> Self {
+        Self {
+            error_type: error_type.into(),
+            message: message.into(),
+            backtrace: Backtrace::disabled(),
+            stack_trace: Some(stack_trace.into()),
+            retryable: true,
+        }
+    }
+
+    /// The stack trace the event records: the one given, or the backtrace.
+    pub fn stack_trace(&self) -> String {
+        self.stack_trace
+            .clone()
+            .unwrap_or_else(|| self.backtrace.to_string())
     }
 
     /// Marks the error as permanent: the dispatcher does not retry it.

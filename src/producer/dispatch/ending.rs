@@ -40,7 +40,7 @@ impl Ending {
             Attempt::Failed(error) => failed(
                 error.error_type(),
                 error.message().to_owned(),
-                Some(error.backtrace().to_string()),
+                Some(error.stack_trace()),
             ),
             Attempt::Panicked(message, backtrace) => failed("panic", message, backtrace),
             Attempt::TimedOut(limit) => Self {
