@@ -35,7 +35,8 @@ class NoOpAgent:
 
 async def dispatch_overhead(dispatches):
     agent = NoOpAgent()
-    dispatcher = ActionDispatcher(feedback_pipeline=FeedbackPipeline(enable_kafka=False))
+    pipeline = FeedbackPipeline(enable_kafka=False, enable_logging=False)
+    dispatcher = ActionDispatcher(feedback_pipeline=pipeline)
     start = time.perf_counter()
     for _ in range(dispatches):
         await agent.execute({"task": "t"}, {})

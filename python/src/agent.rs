@@ -17,6 +17,8 @@ pub struct PyAgent {
     agent_type: String,
     /// The asyncio loop of the dispatch: async `execute`s run there.
     event_loop: Py<PyAny>,
+    /// `execute` is a coroutine function: calling it only makes the coroutine.
+    is_async: bool,
 }
 
 impl PyAgent {
@@ -29,11 +31,20 @@ impl PyAgent {
             Some(name) => name,
             None => object.get_type().name()?.to_string(),
         };
+        let is_async = match object.getattr("execute") {
+            Ok(execute) => object
+                .py()
+                .import("inspect")?
+                .call_method1("iscoroutinefunction", (execute,))?
+                .is_truthy()?,
+            Err(_) => false,
+        };
         Ok(Self {
             object: object.clone().unbind(),
             name,
             agent_type: text("agent_type").unwrap_or_else(|| "generic".into()),
             event_loop,
+            is_async,
         })
     }
 
@@ -42,8 +53,9 @@ impl PyAgent {
         &self.object
     }
 
-    /// Calls `execute` on a blocking thread (a sync agent may take its time there without
-    /// holding a runtime worker); an async one then runs on the dispatch's loop.
+    /// Calls `execute`: a sync one on a blocking thread (it may take its time there without
+    /// holding a runtime worker); an async one here (that only makes the coroutine), which
+    /// then runs on the dispatch's loop.
     async fn start(&self, input: &Value, context: &ActionContext) -> Result<Called, AgentError> {
         let (object, event_loop) =
             Python::attach(|py| (self.object.clone_ref(py), self.event_loop.clone_ref(py)));
@@ -65,6 +77,9 @@ impl PyAgent {
                 }
             })
         };
+        if self.is_async {
+            return Ok(call());
+        }
         tokio::task::spawn_blocking(call)
             .await
             .map_err(|err| AgentError::new("panic", err.to_string()))
