@@ -104,9 +104,10 @@ impl PyFeedbackPipeline {
     /// pipeline.record_outcome(event)` works) that has already recorded it: sync code may
     /// drop it, or read `.event`.
     fn record_outcome(&self, py: Python<'_>, event: &PyOutcomeEvent) -> PyResult<Recorded> {
-        let recorded = self
-            .inner
-            .record_outcome((*event.event).clone())
+        let event = (*event.event).clone();
+        // A full queue is waited on (briefly) before the event is spooled: not with the GIL.
+        let recorded = py
+            .detach(|| self.inner.record_outcome(event))
             .map_err(event_error)?;
         Ok(Recorded {
             event: Py::new(py, PyOutcomeEvent::of(recorded))?,
