@@ -8,7 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_tracing();
+    cli::init_tracing(&args);
     match cli::execute(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -33,6 +33,23 @@ fn defaults_match_the_design_documents() {
 }
 
 #[test]
+fn the_default_spool_is_per_user_not_in_the_working_directory() {
+    let unset = config(&[]).unwrap().producer.spool_dir.unwrap();
+    assert!(unset.is_absolute(), "{unset:?}");
+    assert!(unset.ends_with("feedback-pipeline/spool"), "{unset:?}");
+    assert_eq!(
+        config(&[("SPOOL_DIR", "")]).unwrap().producer.spool_dir,
+        Some(unset)
+    );
+    let chosen = config(&[("SPOOL_DIR", "/var/spool/fp")]).unwrap();
+    assert_eq!(chosen.producer.spool_dir, Some("/var/spool/fp".into()));
+    assert_eq!(
+        config(&[("SPOOL_DIR", "off")]).unwrap().producer.spool_dir,
+        None
+    );
+}
+
+#[test]
 fn the_seed_variables_are_read() {
     let config = config(&[
         ("ENABLE_KAFKA", "false"),

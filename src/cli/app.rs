@@ -36,13 +36,53 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
-/// Logs go to stderr, filtered by RUST_LOG (default `info`).
-pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+impl Cli {
+    /// Whether this command shows `run`'s live view (the bare command included).
+    fn live_view(&self) -> bool {
+        match &self.command {
+            None => run::RunArgs::default().live_view(),
+            Some(Command::Run(args)) => args.live_view(),
+            Some(_) => false,
+        }
+    }
+}
+
+/// Where the live view's logs go: the screen belongs to the view.
+pub fn log_file() -> std::path::PathBuf {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("feedback-pipeline")
+        .join("run.log")
+}
+
+/// Logs go to stderr, filtered by RUST_LOG (default `info`); under the live view to
+/// [`log_file`], without the per-event outcome lines (they are `debug` there).
+pub fn init_tracing(cli: &Cli) {
+    let live = cli.live_view();
+    let default = if live {
+        "info,feedback_pipeline::outcome=warn"
+    } else {
+        "info"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let file = live.then(|| {
+        let path = log_file();
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(&path));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    });
+    match file {
+        Some(Ok(file)) => builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init(),
+        Some(Err(_)) => builder.with_writer(std::io::sink).init(),
+        None => builder.with_writer(std::io::stderr).init(),
+    }
 }
 
 /// Runs the chosen subcommand.

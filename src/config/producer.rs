@@ -42,7 +42,11 @@ impl ProducerSettings {
                 250,
             )?),
             recent_capacity: source.number("RECENT_EVENTS_CAPACITY", 0, 10_000_000)?,
-            spool_dir: (!spool_dir.eq_ignore_ascii_case("off")).then(|| PathBuf::from(spool_dir)),
+            spool_dir: match spool_dir {
+                "" => Some(per_user_spool_dir()),
+                off if off.eq_ignore_ascii_case("off") => None,
+                dir => Some(PathBuf::from(dir)),
+            },
             spool_max_bytes: source.number("SPOOL_MAX_BYTES", 4096, u64::MAX)?,
             drop_flush_timeout: Duration::from_millis(source.number(
                 "PIPELINE_DROP_FLUSH_MS",
@@ -51,4 +55,14 @@ impl ProducerSettings {
             )?),
         })
     }
+}
+
+/// The default spool: in the user's state directory (`$XDG_STATE_HOME`, `~/.local/state`; the
+/// local data directory where the platform has no state directory), never the working
+/// directory, which may be a repository. Without a home directory: `.feedback-pipeline/spool`.
+pub fn per_user_spool_dir() -> PathBuf {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|dir| dir.join("feedback-pipeline").join("spool"))
+        .unwrap_or_else(|| PathBuf::from(".feedback-pipeline/spool"))
 }

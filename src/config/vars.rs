@@ -153,8 +153,8 @@ pub const VARIABLES: &[EnvVar] = &[
     ),
     var(
         "SPOOL_DIR",
-        ".feedback-pipeline/spool",
-        "Disk spool for events the broker cannot take, replayed in order later; off disables it.",
+        "",
+        "Disk spool for events the broker cannot take, replayed in order later; empty: the user's state directory ($XDG_STATE_HOME or ~/.local/state, then feedback-pipeline/spool); off disables it.",
     ),
     var(
         "SPOOL_MAX_BYTES",

@@ -409,6 +409,16 @@ impl ProcessorStats {
         self.alert_records.with_label_values(&[rule, action]).inc();
     }
 
+    /// The consumer lag last reported, in messages, over all partitions held.
+    pub fn consumer_lag(&self) -> i64 {
+        self.consumer_lag
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|metric| metric.get_gauge().get_value() as i64)
+            .sum()
+    }
+
     /// Messages consumed so far (cheaper than a whole [`Self::snapshot`]).
     pub fn consumed(&self) -> u64 {
         self.consumed.get()

@@ -530,7 +530,7 @@ impl Processor {
         self.readiness.set_problem(Some("stopping".into()));
         self.outbox.sends_mut().settle(SHUTDOWN_WAIT).await?;
         if let Some(merge) = &mut self.merge {
-            merge.finish();
+            merge.finish(SHUTDOWN_WAIT);
         }
         let sends = self.outbox.sends();
         self.committer

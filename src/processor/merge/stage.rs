@@ -37,6 +37,8 @@ pub fn repartition_topic(group: &str) -> String {
 pub struct MergeContext {
     revoked: Mutex<Vec<i32>>,
     assigned: Mutex<bool>,
+    /// Commits answered (served by `poll`).
+    commits_answered: std::sync::atomic::AtomicU64,
 }
 
 impl MergeContext {
@@ -63,6 +65,14 @@ impl ConsumerContext for MergeContext {
         if let Rebalance::Assign(_) = rebalance {
             *self.assigned.lock().unwrap_or_else(|p| p.into_inner()) = true;
         }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(err) = result {
+            tracing::warn!(%err, "a repartition commit failed");
+        }
+        self.commits_answered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -356,18 +366,29 @@ impl MergeStage {
         }
     }
 
-    /// Commits what [`Self::commit`] would, now and waiting for the answer (on shutdown,
-    /// once every send is settled).
-    pub fn finish(&mut self) {
+    /// Commits what [`Self::commit`] would, now, and waits up to `limit` for the answer (on
+    /// shutdown, once every send is settled). Not a sync commit: during a rebalance the
+    /// commit waits for the group, and the group for this consumer's polls.
+    pub fn finish(&mut self, limit: Duration) {
         let list = self.commit_list();
         if list.count() == 0 {
             return;
         }
-        let committed =
-            tokio::task::block_in_place(|| self.consumer.commit(&list, CommitMode::Sync));
-        if let Err(err) = committed {
+        let answered = &self.consumer.context().commits_answered;
+        let before = answered.load(std::sync::atomic::Ordering::Relaxed);
+        if let Err(err) = self.consumer.commit(&list, CommitMode::Async) {
             tracing::warn!(%err, "committing repartition offsets on shutdown failed");
+            return;
         }
+        let deadline = Instant::now() + limit;
+        tokio::task::block_in_place(|| {
+            while answered.load(std::sync::atomic::Ordering::Relaxed) == before
+                && Instant::now() < deadline
+            {
+                // Serves the commit's answer (and any rebalance); records are not taken now.
+                let _ = self.consumer.poll(Duration::from_millis(50));
+            }
+        });
     }
 
     /// Per partition read: the offset before its oldest record of a window not final, and

@@ -169,7 +169,7 @@ impl Fleet {
 }
 
 /// A repeatable number in [0, 1) from `n` and `salt` (splitmix64).
-fn unit(n: u64, salt: u64) -> f64 {
+pub(crate) fn unit(n: u64, salt: u64) -> f64 {
     let mut x = n
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(salt.wrapping_mul(0xBF58_476D_1CE4_E5B9));
