@@ -281,17 +281,19 @@ fn minutes(from: i64, to: i64, failing: usize) -> Vec<OutcomeEvent> {
     events
 }
 
+/// The shipped alert rules.
+fn builtin_rules() -> Vec<feedback_pipeline::alerts::AlertRule> {
+    use feedback_pipeline::alerts::rules::{BUILTIN_RULES, parse_rules};
+    parse_rules("builtin", BUILTIN_RULES).unwrap()
+}
+
 /// Every record on `alerts` as (rule, action), in order.
 async fn alert_actions(servers: &str, alerts: &str) -> Vec<(String, String)> {
-    let records = common::topic::read_raw(servers, alerts, usize::MAX, Duration::from_secs(3));
+    let records = alert_records(servers, alerts).await;
+    let field = |record: &Value, name: &str| record[name].as_str().unwrap().to_owned();
     records
-        .await
         .iter()
-        .map(|m| {
-            let record: Value = serde_json::from_slice(&m.payload).unwrap();
-            let field = |name: &str| record[name].as_str().unwrap().to_owned();
-            (field("rule"), field("action"))
-        })
+        .map(|record| (field(record, "rule"), field(record, "action")))
         .collect()
 }
 
@@ -302,11 +304,7 @@ async fn the_overall_alert_fires_once_for_a_burst_only_the_sum_of_partitions_sho
     let alerts = "alerts-burst";
     let (_cluster, run) = cluster(topic, metrics).await;
     run.topics(&[alerts]).await;
-    let rules = feedback_pipeline::alerts::rules::parse_rules(
-        "builtin",
-        feedback_pipeline::alerts::rules::BUILTIN_RULES,
-    )
-    .unwrap();
+    let rules = builtin_rules();
     let extra = [("PROCESSOR_SQL_DIR", SQL), ("KAFKA_ALERTS_TOPIC", alerts)];
     let mut instances = Vec::new();
     for _ in 0..3 {
@@ -383,11 +381,7 @@ async fn a_new_owner_of_the_merge_judges_no_window_its_predecessor_judged() {
     let (alerts, group) = ("alerts-handover", "handover-group");
     let (_cluster, run) = cluster(topic, metrics).await;
     run.topics(&[alerts]).await;
-    let rules = feedback_pipeline::alerts::rules::parse_rules(
-        "builtin",
-        feedback_pipeline::alerts::rules::BUILTIN_RULES,
-    )
-    .unwrap();
+    let rules = builtin_rules();
     // Windows stay open for 10 minutes after they close: the next owner replays them all.
     let extra = [
         ("PROCESSOR_SQL_DIR", SQL),
