@@ -38,8 +38,26 @@ struct Running {
 /// The Python hooks of a dispatcher, shared with the orchestrators built on it.
 #[derive(Default)]
 struct PyHooks {
-    pre: Mutex<Vec<Py<PyAny>>>,
-    post: Mutex<Vec<Py<PyAny>>>,
+    pre: HookList,
+    post: HookList,
+}
+
+/// Hooks in the order added. A dispatch takes a snapshot without the GIL (a dispatch with no
+/// hooks never takes it for them); adding one, from Python, replaces the list.
+#[derive(Default)]
+struct HookList(Mutex<Arc<Vec<Py<PyAny>>>>);
+
+impl HookList {
+    fn snapshot(&self) -> Arc<Vec<Py<PyAny>>> {
+        Arc::clone(&self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn push(&self, py: Python<'_>, hook: Py<PyAny>) {
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next: Vec<Py<PyAny>> = list.iter().map(|h| h.clone_ref(py)).collect();
+        next.push(hook);
+        *list = Arc::new(next);
+    }
 }
 
 /// How a dispatcher was made, so an orchestrator can make one alike.
@@ -97,8 +115,7 @@ impl Settings {
 
 /// Each pre hook `hook(agent, input_data, context)`, awaited if async.
 async fn run_pre_hooks(hooks: Arc<PyHooks>, args: PreHookArgs) -> Result<(), HookError> {
-    let callables = Python::attach(|py| clone_all(py, &hooks.pre));
-    for hook in callables {
+    for hook in hooks.pre.snapshot().iter() {
         let called = Python::attach(|py| {
             let (agent, event_loop) = running(py, &args.agent_name)?;
             let input = to_py(py, &args.input)?;
@@ -120,8 +137,7 @@ fn log_failure(hook: &str, agent_name: &str, result: awaiting::CallResult) {
 
 /// Each post hook `hook(agent, result, event)`, awaited if async.
 async fn run_post_hooks(hooks: Arc<PyHooks>, args: PostHookArgs) -> Result<(), HookError> {
-    let callables = Python::attach(|py| clone_all(py, &hooks.post));
-    for hook in callables {
+    for hook in hooks.post.snapshot().iter() {
         let called = Python::attach(|py| {
             let (agent, event_loop) = running(py, &args.agent_name)?;
             let result = to_py(py, &result_value(&args.result))?;
@@ -132,11 +148,6 @@ async fn run_post_hooks(hooks: Arc<PyHooks>, args: PostHookArgs) -> Result<(), H
         log_failure("post", &args.agent_name, called.result().await);
     }
     Ok(())
-}
-
-fn clone_all(py: Python<'_>, list: &Mutex<Vec<Py<PyAny>>>) -> Vec<Py<PyAny>> {
-    let list = list.lock().unwrap_or_else(|p| p.into_inner());
-    list.iter().map(|hook| hook.clone_ref(py)).collect()
 }
 
 /// The Python agent named `name` in the running dispatch (`None` if unknown), and its loop.
@@ -283,21 +294,13 @@ impl PyActionDispatcher {
 
     /// Adds `hook(agent, input_data, context)`, sync or async, run before each action. A hook
     /// that raises is logged; the dispatch goes on.
-    fn add_pre_hook(&self, hook: Py<PyAny>) {
-        self.hooks
-            .pre
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(hook);
+    fn add_pre_hook(&self, py: Python<'_>, hook: Py<PyAny>) {
+        self.hooks.pre.push(py, hook);
     }
 
     /// Adds `hook(agent, result, event)`, sync or async, run after each action.
-    fn add_post_hook(&self, hook: Py<PyAny>) {
-        self.hooks
-            .post
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(hook);
+    fn add_post_hook(&self, py: Python<'_>, hook: Py<PyAny>) {
+        self.hooks.post.push(py, hook);
     }
 
     /// Runs `agent.execute(input_data, context)` (sync or async) as `action_type` and records

@@ -37,7 +37,7 @@ pub struct Firing {
 }
 
 /// Everything the view shows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ViewState {
     /// Per agent name.
     pub agents: BTreeMap<String, AgentRow>,
@@ -54,21 +54,6 @@ pub struct ViewState {
     /// Messages consumed so far.
     pub consumed: u64,
     last_stats: Option<(Instant, u64)>,
-}
-
-impl Default for ViewState {
-    fn default() -> Self {
-        Self {
-            agents: BTreeMap::new(),
-            firing: BTreeMap::new(),
-            alert_records: 0,
-            events_per_s: 0.0,
-            consumer_lag: 0,
-            dead_letters: 0,
-            consumed: 0,
-            last_stats: None,
-        }
-    }
 }
 
 fn number(value: &Value, column: &str) -> Option<f64> {
