@@ -102,6 +102,7 @@ fn bad_values_name_the_variable_and_the_allowed_values() {
             "/nonexistent/ca.pem",
             "existing, readable file",
         ),
+        ("GRAFANA_URL", "localhost:3000", "http:// or https:// URL"),
     ];
     for (variable, value, expected) in cases {
         let err = config(&[(variable, value)]).unwrap_err();

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use feedback_pipeline::alerts::AlertRecord;
 use feedback_pipeline::metrics::ProcessorStats;
+use feedback_pipeline::metrics::grafana::DashboardLink;
 use feedback_pipeline::processor::sinks::ResultRecord;
 
 use super::view::LiveView;
@@ -50,6 +51,13 @@ impl RunOutput {
                 println!("{line}");
             }
             Self::Live(view) => view.state.take_alert(record),
+        }
+    }
+
+    /// Shows the links to the Grafana dashboards (logged in either mode by `start_http`).
+    pub fn dashboards(&mut self, links: Vec<DashboardLink>) {
+        if let Self::Live(view) = self {
+            view.state.dashboards = links;
         }
     }
 

@@ -18,7 +18,9 @@ use feedback_pipeline::producer::{ActionDispatcher, FeedbackPipeline, PipelineOp
 use feedback_pipeline::simulate::{DemoAgent, DemoSchedule, Fleet};
 
 use super::output::RunOutput;
-use super::serve::{load_queries, shutdown_signal, start_http, topic_specs, with_alert_rules};
+use super::serve::{
+    grafana_links, load_queries, shutdown_signal, start_http, topic_specs, with_alert_rules,
+};
 
 /// Options of `run`.
 #[derive(Debug, PartialEq, Args)]
@@ -82,6 +84,7 @@ pub async fn run(config: Config, args: RunArgs) -> Result<(), Box<dyn std::error
     let schedule = Arc::new(DemoSchedule::standard(args.demo_speed));
     let agents_task = spawn_fleet(dispatcher, args.rate, schedule);
     let mut output = RunOutput::new(args.live_view())?;
+    output.dashboards(grafana_links(&config));
 
     let mut check = tokio::time::interval(Duration::from_millis(100));
     let shutdown = shutdown_signal();

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use feedback_pipeline::alerts::rules::{check_rules, load_rules};
 use feedback_pipeline::config::Config;
 use feedback_pipeline::kafka::{TopicSpec, ensure_topics};
+use feedback_pipeline::metrics::grafana::{DashboardLink, dashboard_links};
 use feedback_pipeline::metrics::server;
 use feedback_pipeline::processor::Processor;
 use feedback_pipeline::processor::QueryDefinition;
@@ -82,7 +83,20 @@ pub async fn start_http(
     )
     .await?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    for link in grafana_links(config) {
+        tracing::info!(dashboard = link.title, url = %link.url, "Grafana dashboard");
+    }
     Ok((stop, tokio::spawn(server)))
+}
+
+/// The links to the bundled dashboards when `GRAFANA_URL` is set.
+pub fn grafana_links(config: &Config) -> Vec<DashboardLink> {
+    config
+        .processor
+        .grafana_url
+        .as_deref()
+        .map(dashboard_links)
+        .unwrap_or_default()
 }
 
 /// The processor's topics (created when missing).

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::error::ConfigError;
 use super::kafka::Secret;
-use super::parse::{VarSource, invalid};
+use super::parse::VarSource;
 
 /// Alert settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,23 +27,15 @@ pub struct AlertSettings {
 impl AlertSettings {
     /// Reads the settings from `source`.
     pub fn from_source(source: &VarSource) -> Result<Self, ConfigError> {
-        let url = |name: &str| -> Result<Option<String>, ConfigError> {
-            match source.get(name) {
-                None => Ok(None),
-                Some(value) if value.starts_with("http://") || value.starts_with("https://") => {
-                    Ok(Some(value.to_owned()))
-                }
-                Some(value) => Err(invalid(name, value, "an http:// or https:// URL")),
-            }
-        };
         Ok(Self {
             rules_file: PathBuf::from(source.get_or_default("ALERT_RULES_FILE")),
             pagerduty_routing_key: source
                 .get("PAGERDUTY_ROUTING_KEY")
                 .map(|v| Secret::new(v.to_owned())),
-            pagerduty_url: url("PAGERDUTY_EVENTS_URL")?
+            pagerduty_url: source
+                .http_url("PAGERDUTY_EVENTS_URL")?
                 .unwrap_or_else(|| source.get_or_default("PAGERDUTY_EVENTS_URL").to_owned()),
-            slack_webhook_url: url("SLACK_WEBHOOK_URL")?.map(Secret::new),
+            slack_webhook_url: source.http_url("SLACK_WEBHOOK_URL")?.map(Secret::new),
             forwarder_group: source.get_or_default("ALERT_FORWARDER_GROUP").to_owned(),
             max_backoff: Duration::from_millis(source.number(
                 "ALERT_MAX_BACKOFF_MS",

@@ -87,6 +87,17 @@ impl VarSource {
             })
     }
 
+    /// An optional `http://` or `https://` URL.
+    pub fn http_url(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(value) if value.starts_with("http://") || value.starts_with("https://") => {
+                Ok(Some(value.to_owned()))
+            }
+            Some(value) => Err(invalid(name, value, "an http:// or https:// URL")),
+        }
+    }
+
     /// An optional path that must name an existing file.
     pub fn existing_file(&self, name: &str) -> Result<Option<String>, ConfigError> {
         match self.get(name) {

@@ -35,6 +35,8 @@ pub struct ProcessorSettings {
     pub metrics_addr: String,
     /// Most label sets per metric family on `/metrics`.
     pub metrics_max_series: usize,
+    /// Where the bundled Grafana serves its dashboards, for the links `serve` and `run` print.
+    pub grafana_url: Option<String>,
 }
 
 impl ProcessorSettings {
@@ -60,6 +62,7 @@ impl ProcessorSettings {
             stall_timeout: millis("PROCESSOR_STALL_TIMEOUT_MS", 0, 86_400_000)?,
             metrics_addr: source.get_or_default("METRICS_ADDR").to_owned(),
             metrics_max_series: source.number("METRICS_MAX_SERIES", 1, 1_000_000)?,
+            grafana_url: source.http_url("GRAFANA_URL")?,
         })
     }
 }

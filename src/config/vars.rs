@@ -227,6 +227,11 @@ pub const VARIABLES: &[EnvVar] = &[
         "Most label sets per metric family on /metrics (agents, error types, window groups); the rest fold into \"other\" or are dropped and counted.",
     ),
     var(
+        "GRAFANA_URL",
+        "",
+        "Base URL of the Grafana with the bundled dashboards (docker-compose: http://localhost:3000); set: serve and run print links to them.",
+    ),
+    var(
         "ALERT_RULES_FILE",
         "alerts/rules.toml",
         "Alert rules (TOML) evaluated on closed windows; when the default is absent the shipped rules are built in.",

@@ -11,8 +11,9 @@ use super::state::ViewState;
 /// Draws `state` over the whole frame.
 pub fn render(frame: &mut Frame, state: &ViewState) {
     let alert_lines = state.firing.len().clamp(1, 8) as u16 + 2;
+    let header_lines = 1 + u16::from(!state.dashboards.is_empty());
     let [header, agents, alerts] = Layout::vertical([
-        Constraint::Length(3),
+        Constraint::Length(header_lines + 2),
         Constraint::Min(5),
         Constraint::Length(alert_lines),
     ])
@@ -23,7 +24,7 @@ pub fn render(frame: &mut Frame, state: &ViewState) {
 }
 
 fn header_line(state: &ViewState) -> Paragraph<'static> {
-    let text = format!(
+    let stats = format!(
         "{:.0} events/s   consumed {}   consumer lag {}   dead letters {}   alerts firing {}",
         state.events_per_s,
         state.consumed,
@@ -31,7 +32,16 @@ fn header_line(state: &ViewState) -> Paragraph<'static> {
         state.dead_letters,
         state.firing.len()
     );
-    Paragraph::new(text).block(Block::bordered().title(" feedback-pipeline (q quits) "))
+    let mut lines = vec![Line::from(stats)];
+    if !state.dashboards.is_empty() {
+        let links: Vec<String> = state
+            .dashboards
+            .iter()
+            .map(|link| format!("{} {}", link.title, link.url))
+            .collect();
+        lines.push(Line::from(format!("Grafana: {}", links.join("   "))));
+    }
+    Paragraph::new(lines).block(Block::bordered().title(" feedback-pipeline (q quits) "))
 }
 
 fn agents_table(state: &ViewState) -> Table<'static> {
@@ -90,6 +100,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use feedback_pipeline::metrics::grafana::dashboard_links;
     use feedback_pipeline::processor::sinks::ResultRecord;
 
     fn result(value: serde_json::Value) -> ResultRecord {
@@ -109,7 +120,8 @@ mod tests {
         state.take_result(&result(json!({"query": "token_usage_and_cost",
             "agent_name": "data_processor", "window_start": "2026-01-01T00:01:00Z",
             "model": "m", "tokens_used": 5000, "cost_usd": 0.0123})));
-        let mut terminal = Terminal::new(TestBackend::new(100, 16)).unwrap();
+        state.dashboards = dashboard_links("http://localhost:3000");
+        let mut terminal = Terminal::new(TestBackend::new(120, 16)).unwrap();
         terminal.draw(|frame| render(frame, &state)).unwrap();
         let screen: String = terminal
             .backend()
@@ -125,6 +137,7 @@ mod tests {
             "1234 ms",
             "5000",
             "$0.0123",
+            "Agent outcomes http://localhost:3000/d/fp-agent-outcomes",
         ] {
             assert!(
                 screen.contains(expected),

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use feedback_pipeline::alerts::{AlertAction, AlertRecord};
 use feedback_pipeline::metrics::StatsSnapshot;
+use feedback_pipeline::metrics::grafana::DashboardLink;
 use feedback_pipeline::processor::sinks::ResultRecord;
 
 /// One agent's row: from the last closed window of each query that has it.
@@ -53,6 +54,8 @@ pub struct ViewState {
     pub dead_letters: u64,
     /// Messages consumed so far.
     pub consumed: u64,
+    /// The Grafana dashboards (`GRAFANA_URL`), shown under the header.
+    pub dashboards: Vec<DashboardLink>,
     last_stats: Option<(Instant, u64)>,
 }
 
