@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 use chrono::{TimeZone, Utc};
-use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 
 use common::rng::Rng;
 use feedback_pipeline::event::{OutcomeEvent, OutcomeStatus};
@@ -142,9 +142,7 @@ fn all_events(data: &Generated) -> Vec<&OutcomeEvent> {
 
 fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
     let array = batch.column_by_name(column).unwrap();
-    let array =
-        datafusion::arrow::compute::cast(array, &datafusion::arrow::datatypes::DataType::Utf8)
-            .unwrap();
+    let array = arrow::compute::cast(array, &arrow::datatypes::DataType::Utf8).unwrap();
     array
         .as_string::<i32>()
         .iter()
@@ -159,9 +157,7 @@ fn ints(batch: &RecordBatch, column: &str) -> Vec<i64> {
 
 fn floats(batch: &RecordBatch, column: &str) -> Vec<f64> {
     let array = batch.column_by_name(column).unwrap();
-    let array =
-        datafusion::arrow::compute::cast(array, &datafusion::arrow::datatypes::DataType::Float64)
-            .unwrap();
+    let array = arrow::compute::cast(array, &arrow::datatypes::DataType::Float64).unwrap();
     array.as_primitive::<Float64Type>().values().to_vec()
 }
 

@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use datafusion::arrow::array::{Array, RecordBatch};
-use datafusion::arrow::datatypes::DataType;
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::DataType;
 use serde_json::Value;
 
 use super::record::{AlertAction, AlertRecord, dedup_key};
@@ -408,8 +408,8 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use datafusion::arrow::array::{Float64Array, Int64Array, StringArray};
-    use datafusion::arrow::datatypes::{Field, Schema};
+    use arrow::array::{Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
 
     use super::*;
     use crate::alerts::rules::{AlertSeverity, MinEvents};

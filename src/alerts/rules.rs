@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use arrow::datatypes::SchemaRef;
 use serde::Deserialize;
 
 /// The rules shipped in `alerts/rules.toml`, used when that file is absent.

@@ -160,10 +160,7 @@ fn print_window(window: &ClosedWindow, json: bool) -> Result<(), Box<dyn std::er
         DateTime::from_timestamp_millis(window.result.window.end).unwrap_or_default()
     );
     let rows = std::slice::from_ref(&window.result.rows);
-    println!(
-        "{}",
-        datafusion::arrow::util::pretty::pretty_format_batches(rows)?
-    );
+    println!("{}", arrow::util::pretty::pretty_format_batches(rows)?);
     Ok(())
 }
 

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::DataType;
+use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use serde_json::Value;
 

@@ -52,7 +52,7 @@ pub enum ProcessorError {
     Kafka(#[from] rdkafka::error::KafkaError),
     /// Query evaluation failure.
     #[error("query evaluation: {0}")]
-    Query(#[from] datafusion::error::DataFusionError),
+    Query(#[from] datafusion_common::DataFusionError),
     /// Metric registration failure (a bug: the definitions are static).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),

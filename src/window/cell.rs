@@ -1,7 +1,7 @@
 //! A result row's cells as JSON: numbers as numbers, timestamps as RFC 3339 text.
 
-use datafusion::arrow::array::Array;
-use datafusion::common::ScalarValue;
+use arrow::array::Array;
+use datafusion_common::ScalarValue;
 use serde_json::{Number, Value};
 
 use crate::event::timestamp::format_timestamp;

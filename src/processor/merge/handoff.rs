@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use datafusion::common::Result;
+use datafusion_common::Result;
 
 use super::route::split_by_route;
 use super::wire::{HandOver, bounds_record, partial_record};

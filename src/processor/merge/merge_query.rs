@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::common::Result;
+use arrow::array::RecordBatch;
+use datafusion_common::Result;
 use foldhash::HashSet;
 
 use crate::processor::sql::{PaneStore, QueryDefinition};
@@ -213,8 +213,8 @@ impl MergeQuery {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float64Type, Int64Type};
 
     use super::*;
     use crate::event::OutcomeEvent;

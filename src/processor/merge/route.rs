@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::arrow::array::{AsArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::take_record_batch;
-use datafusion::common::Result;
+use arrow::array::{AsArray, RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use datafusion_common::Result;
 
 /// 64-bit FNV-1a: small, and the same everywhere (std's hasher is not promised to be).
 fn fnv1a(parts: &[&[u8]]) -> u64 {

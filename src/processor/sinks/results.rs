@@ -1,7 +1,7 @@
 //! Window results as JSON records for `agent-metrics`: one record per result row, keyed by
 //! query + window + group so a compacted topic keeps the latest value of each.
 
-use datafusion::arrow::array::RecordBatch;
+use arrow::array::RecordBatch;
 use serde_json::{Map, Value};
 
 use crate::processor::windows::ClosedWindow;
@@ -55,7 +55,7 @@ pub fn window_records(closed: &ClosedWindow) -> Vec<ResultRecord> {
 /// Columns that identify a row within its window: text, boolean and time columns (group keys
 /// such as `agent_name` or `WINDOWSTART`); numbers are measurements.
 fn key_columns(rows: &RecordBatch) -> Vec<usize> {
-    use datafusion::arrow::datatypes::DataType;
+    use arrow::datatypes::DataType;
     rows.schema()
         .fields()
         .iter()

@@ -1,9 +1,9 @@
 //! A group's DataFusion accumulators and their intermediate state, shared by the pane store
 //! and the partials it hands to the merge stage.
 
-use datafusion::arrow::array::ArrayRef;
-use datafusion::common::Result;
-use datafusion::logical_expr::Accumulator;
+use arrow::array::ArrayRef;
+use datafusion_common::Result;
+use datafusion_expr::Accumulator;
 
 use super::compile::CompiledQuery;
 

@@ -5,20 +5,18 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array,
-};
-use datafusion::arrow::compute::take_record_batch;
-use datafusion::arrow::compute::{SortColumn, filter_record_batch, lexsort_to_indices};
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::{DFSchema, DataFusionError, Result};
-use datafusion::execution::context::ExecutionProps;
-use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::simplify::SimplifyContext;
-use datafusion::logical_expr::{Aggregate, Expr, Limit, LogicalPlan, Projection, Sort};
-use datafusion::optimizer::simplify_expressions::ExprSimplifier;
-use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
-use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::compute::{SortColumn, filter_record_batch, lexsort_to_indices};
+use arrow::datatypes::SchemaRef;
+use datafusion_common::{DFSchema, DataFusionError, Result};
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::simplify::SimplifyContext;
+use datafusion_expr::{Aggregate, Expr, Limit, LogicalPlan, Projection, Sort};
+use datafusion_optimizer::simplify_expressions::ExprSimplifier;
+use datafusion_physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
+use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
 
 use super::table::{WINDOW_END, WINDOW_START};
 
@@ -191,7 +189,7 @@ fn sort_steps(sort: &Sort, props: &ExecutionProps) -> Result<Vec<ResultStep>> {
 
 /// A LIMIT/OFFSET with literal numbers.
 fn limit_step(limit: &Limit) -> Result<ResultStep> {
-    use datafusion::logical_expr::{FetchType, SkipType};
+    use datafusion_expr::{FetchType, SkipType};
     let skip = match limit.get_skip_type()? {
         SkipType::Literal(n) => n,
         SkipType::UnsupportedExpr => return Err(plan_error("OFFSET must be a number")),
@@ -357,8 +355,8 @@ impl CompiledQuery {
             batch = match step {
                 RowStep::Filter(predicate) => {
                     let mask = mask(&batch, predicate)?;
-                    origin = datafusion::arrow::compute::filter(&origin, &mask)?
-                        .as_primitive::<datafusion::arrow::datatypes::UInt32Type>()
+                    origin = arrow::compute::filter(&origin, &mask)?
+                        .as_primitive::<arrow::datatypes::UInt32Type>()
                         .clone();
                     filter_record_batch(&batch, &mask)?
                 }
@@ -380,7 +378,7 @@ impl CompiledQuery {
                         .map(|(expr, descending, nulls_first)| {
                             Ok(SortColumn {
                                 values: expr.evaluate(&batch)?.into_array(batch.num_rows())?,
-                                options: Some(datafusion::arrow::compute::SortOptions {
+                                options: Some(arrow::compute::SortOptions {
                                     descending: *descending,
                                     nulls_first: *nulls_first,
                                 }),

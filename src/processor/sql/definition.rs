@@ -5,15 +5,15 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::MemTable;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::{DFParser, Statement as DFStatement};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
+use arrow::datatypes::SchemaRef;
+use datafusion_common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion_expr::LogicalPlan;
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_sql::parser::{DFParser, Statement as DFStatement};
+use datafusion_sql::sqlparser::dialect::GenericDialect;
 
 use super::compile::CompiledQuery;
+use super::planner::plan_statement;
 use super::rewrite;
 use super::table::{self, ColumnSet, TABLE_NAME};
 use super::window_clause::{WindowClause, split_window_clause};
@@ -67,22 +67,13 @@ impl QueryDefinition {
             return Err(error(None, "expected a SELECT statement".into()));
         };
         rewrite::rewrite_statement(&mut statement).map_err(|reason| error(None, reason))?;
-        let context = SessionContext::new();
-        let empty = MemTable::try_new(table::schema(), vec![vec![]])
-            .map_err(|e| error(None, e.to_string()))?;
-        context
-            .register_table(TABLE_NAME, Arc::new(empty))
-            .map_err(|e| error(None, e.to_string()))?;
-        let state = context.state();
-        let plan = state
-            .statement_to_plan(DFStatement::Statement(statement))
-            .await
-            .map_err(|e| error(None, e.strip_backtrace()))?;
-        let plan = state
-            .analyzer()
-            .execute_and_check(plan, state.config_options(), |_, _| {})
-            .map_err(|e| error(None, e.strip_backtrace()))?;
-        let compiled = CompiledQuery::new(&plan, state.execution_props())
+        let plan = plan_statement(
+            DFStatement::Statement(statement),
+            TABLE_NAME,
+            table::schema(),
+        )
+        .map_err(|e| error(None, e.strip_backtrace()))?;
+        let compiled = CompiledQuery::new(&plan, &ExecutionProps::new())
             .map_err(|e| error(None, e.strip_backtrace()))?;
         let table_columns = columns_read(&plan).map_err(|e| error(None, e.strip_backtrace()))?;
         Ok(Self {
@@ -207,7 +198,7 @@ impl QueryDefinition {
 
 /// Every column name the plan's expressions refer to that is a table column. A name of an
 /// intermediate result that equals a table column only adds a column to fill.
-fn columns_read(plan: &LogicalPlan) -> datafusion::error::Result<ColumnSet> {
+fn columns_read(plan: &LogicalPlan) -> datafusion_common::Result<ColumnSet> {
     let mut names = BTreeSet::new();
     plan.apply(|node| {
         for expr in node.expressions() {

@@ -6,6 +6,7 @@ mod compile;
 mod definition;
 mod panes;
 pub mod partial;
+mod planner;
 mod rewrite;
 pub mod table;
 mod window_clause;

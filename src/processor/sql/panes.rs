@@ -6,14 +6,12 @@ use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, new_null_array,
-};
-use datafusion::arrow::compute::{filter, take};
-use datafusion::arrow::datatypes::TimestampMillisecondType;
-use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::{Result, ScalarValue};
-use datafusion::logical_expr::Accumulator;
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, new_null_array};
+use arrow::compute::{filter, take};
+use arrow::datatypes::TimestampMillisecondType;
+use arrow::row::{RowConverter, SortField};
+use datafusion_common::{Result, ScalarValue};
+use datafusion_expr::Accumulator;
 use foldhash::{HashMap, HashMapExt, HashSet};
 
 use super::accumulators::{Accumulators, new_accumulators, state_arrays};
@@ -482,7 +480,7 @@ fn window_key_columns(
         return Ok(Vec::new());
     }
     // Every column but the bounds is null in this row, so all are declared nullable.
-    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+    let schema = Arc::new(arrow::datatypes::Schema::new(
         query
             .aggregate_input
             .fields()
@@ -502,7 +500,7 @@ fn window_key_columns(
             match bound {
                 Some(ms) => ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into()))
                     .to_array_of_size(1)
-                    .and_then(|a| Ok(datafusion::arrow::compute::cast(&a, field.data_type())?)),
+                    .and_then(|a| Ok(arrow::compute::cast(&a, field.data_type())?)),
                 None => Ok(new_null_array(field.data_type(), 1)),
             }
         })
@@ -528,8 +526,8 @@ pub fn event_times(batch: &RecordBatch) -> Option<&[i64]> {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::datatypes::Int64Type;
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
 
     use super::*;
     use crate::event::OutcomeEvent;
@@ -578,7 +576,7 @@ mod tests {
                 batch.column(0).as_primitive::<Int64Type>().value(0),
                 batch
                     .column(1)
-                    .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                    .as_primitive::<arrow::datatypes::Float64Type>()
                     .value(0),
             )
         };

@@ -3,12 +3,12 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{
+use arrow::array::{
     ArrayRef, Float64Builder, ListBuilder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
     UInt32Builder, UInt64Builder, make_array, new_null_array,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::arrow::error::ArrowError;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 
 use crate::event::OutcomeEventView;
 

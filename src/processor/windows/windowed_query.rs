@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{RecordBatch, UInt32Array};
-use datafusion::arrow::compute::take_record_batch;
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
 
 use crate::processor::sql::{CompiledQuery, PaneStore, QueryDefinition, event_times};
 use crate::window::{Millis, WindowBounds, WindowSpec};
@@ -110,7 +110,7 @@ impl WindowedQuery {
     pub fn new(
         definition: Arc<QueryDefinition>,
         max_groups: usize,
-    ) -> datafusion::error::Result<Self> {
+    ) -> datafusion_common::Result<Self> {
         let store = PaneStore::new(&definition.compiled, definition.spec(), max_groups)?;
         Ok(Self {
             definition,
@@ -178,9 +178,9 @@ impl WindowedQuery {
         partition: i32,
         batch: &RecordBatch,
         live: bool,
-    ) -> datafusion::error::Result<Vec<u32>> {
+    ) -> datafusion_common::Result<Vec<u32>> {
         let Some(times) = event_times(batch) else {
-            return Err(datafusion::error::DataFusionError::Internal(
+            return Err(datafusion_common::DataFusionError::Internal(
                 "batch without a timestamp column".into(),
             ));
         };
@@ -213,7 +213,7 @@ impl WindowedQuery {
         rows: RecordBatch,
         indices: Option<&[u32]>,
         live: bool,
-    ) -> datafusion::error::Result<Vec<u32>> {
+    ) -> datafusion_common::Result<Vec<u32>> {
         let compiled = &self.definition.compiled;
         let (input, origin) = compiled.apply_row_steps(rows)?;
         let updated = if live {
@@ -297,7 +297,7 @@ impl WindowedQuery {
         &mut self,
         shared: CloseBounds,
         own: impl Fn(i32) -> CloseBounds,
-    ) -> datafusion::error::Result<Vec<WindowResult>> {
+    ) -> datafusion_common::Result<Vec<WindowResult>> {
         // Partials close on each partition's own bound: the merge stage takes the lowest.
         let aligned = self.per_partition();
         let bounds_for = |p: i32| if aligned { own(p) } else { shared };
@@ -356,7 +356,7 @@ impl WindowedQuery {
     }
 
     /// The rows of emitted windows that took events since, for the groups that took them.
-    fn emit_updates(&mut self) -> datafusion::error::Result<Vec<WindowResult>> {
+    fn emit_updates(&mut self) -> datafusion_common::Result<Vec<WindowResult>> {
         let spec = self.definition.spec();
         let aligned = self.per_partition();
         // A LIMIT picks among all groups: the whole window is emitted again.
@@ -409,7 +409,7 @@ impl WindowedQuery {
         partitions: &BTreeMap<i32, Closing>,
         range: impl Fn(&Closing) -> (Millis, Millis),
         early: bool,
-    ) -> datafusion::error::Result<Vec<WindowResult>> {
+    ) -> datafusion_common::Result<Vec<WindowResult>> {
         let spec = self.definition.spec();
         let moving: Vec<(Millis, Millis)> = partitions
             .values()
@@ -500,7 +500,7 @@ fn evaluate_pieces(
     pieces: &[Option<i32>],
     include: impl Fn(i32) -> bool,
     only: Option<&foldhash::HashSet<Box<[u8]>>>,
-) -> datafusion::error::Result<Vec<(RecordBatch, Option<i32>)>> {
+) -> datafusion_common::Result<Vec<(RecordBatch, Option<i32>)>> {
     let mut evaluated = Vec::new();
     for &piece in pieces {
         let in_piece = |p: i32| include(p) && piece.is_none_or(|q| q == p);
