@@ -393,6 +393,19 @@ async fn a_query_fills_only_the_columns_it_reads() {
 }
 
 #[tokio::test]
+async fn a_window_function_is_refused_for_what_it_is() {
+    let sql = "SELECT agent_name, row_number() OVER (ORDER BY agent_name) AS n \
+        FROM agent_outcomes WINDOW TUMBLING (SIZE 1 MINUTE)";
+    let err = QueryDefinition::compile("ranked", "sql/ranked.sql", sql)
+        .await
+        .err()
+        .unwrap();
+    let text = err.to_string();
+    assert!(text.contains("WindowAggr"), "{text}");
+    assert!(text.contains("above the aggregate"), "{text}");
+}
+
+#[tokio::test]
 async fn broken_sql_is_rejected_with_file_line_and_reason() {
     let err = QueryDefinition::compile("bad", "sql/bad.sql", "SELECT agent_name,\n  AVG(latency_ms\nFROM agent_outcomes\nWINDOW TUMBLING (SIZE 1 MINUTE)\nGROUP BY agent_name")
         .await

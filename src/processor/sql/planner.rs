@@ -32,14 +32,17 @@ pub fn plan_statement(
     Analyzer::new().execute_and_check(plan, &catalog.options, |_, _| {})
 }
 
-/// What the SQL planner may look up: the one table, DataFusion's default scalar, nested and
-/// aggregate functions (under their names and aliases) and its expression planners.
+/// What the SQL planner may look up: the one table, DataFusion's default scalar, nested,
+/// aggregate and window functions (under their names and aliases) and its expression planners.
+/// Window functions are there so that a query using one is refused for what it is (a window
+/// above the aggregate), not as an unknown function.
 struct Catalog {
     table_name: String,
     table: Arc<dyn TableSource>,
     scalars: HashMap<String, Arc<ScalarUDF>>,
     higher_order: HashMap<String, Arc<HigherOrderUDF>>,
     aggregates: HashMap<String, Arc<AggregateUDF>>,
+    windows: HashMap<String, Arc<WindowUDF>>,
     planners: Vec<Arc<dyn ExprPlanner>>,
     options: ConfigOptions,
 }
@@ -50,12 +53,14 @@ impl Catalog {
         scalars.append(&mut datafusion_functions_nested::all_default_nested_functions());
         let higher_order = datafusion_functions_nested::all_default_higher_order_functions();
         let aggregates = datafusion_functions_aggregate::all_default_aggregate_functions();
+        let windows = datafusion_functions_window::all_default_window_functions();
         Self {
             table_name: table_name.to_owned(),
             table: Arc::new(LogicalTableSource::new(schema)),
             scalars: by_name(scalars, |f| (f.name(), f.aliases())),
             higher_order: by_name(higher_order, |f| (f.name(), f.aliases())),
             aggregates: by_name(aggregates, |f| (f.name(), f.aliases())),
+            windows: by_name(windows, |f| (f.name(), f.aliases())),
             planners: expr_planners(),
             options: ConfigOptions::default(),
         }
@@ -79,7 +84,7 @@ fn by_name<F>(
 }
 
 /// The planners a default session uses for operators and syntax that become function calls
-/// (`||`, field and array access, `EXTRACT`, `POSITION`, `COUNT(*)`...), window functions aside.
+/// (`||`, field and array access, `EXTRACT`, `POSITION`, `COUNT(*)`, `OVER`...).
 fn expr_planners() -> Vec<Arc<dyn ExprPlanner>> {
     use datafusion_functions::{core, datetime, unicode};
     vec![
@@ -89,6 +94,7 @@ fn expr_planners() -> Vec<Arc<dyn ExprPlanner>> {
         Arc::new(datetime::planner::DatetimeFunctionPlanner),
         Arc::new(unicode::planner::UnicodeFunctionPlanner),
         Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
+        Arc::new(datafusion_functions_window::planner::WindowFunctionPlanner),
     ]
 }
 
@@ -120,8 +126,8 @@ impl ContextProvider for Catalog {
         self.aggregates.get(name).cloned()
     }
 
-    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
-        None
+    fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
+        self.windows.get(name).cloned()
     }
 
     fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
@@ -145,7 +151,7 @@ impl ContextProvider for Catalog {
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        Vec::new()
+        self.windows.keys().cloned().collect()
     }
 }
 
