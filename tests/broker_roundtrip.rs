@@ -14,7 +14,7 @@ use rdkafka::{ClientConfig, Message};
 
 use common::broker::KafkaCluster;
 use feedback_pipeline::event::OutcomeEvent;
-use feedback_pipeline::kafka::{EmbeddedCluster, TopicSpec, ensure_topics};
+use feedback_pipeline::kafka::{EmbeddedCluster, TopicSpec, ensure_topics, partition_count};
 use feedback_pipeline::simulate::Fleet;
 
 const PARTITIONS: i32 = 4;
@@ -128,4 +128,32 @@ async fn every_compression_codec_round_trips_through_the_mock_cluster() {
     for (codec, topic) in codecs.iter().zip(&topics) {
         round_trip(cluster.bootstrap_servers(), &topic.name, codec, 50, false).await;
     }
+}
+
+/// The processor asks for the repartition topic's partitions right after creating it, when a
+/// broker may not list it yet: a topic created while `partition_count` waits is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_count_waits_for_a_topic_being_created() {
+    let broker = KafkaCluster::start();
+    let client = broker.client_config();
+    let creating = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            // The topic appears two seconds into the wait.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let spec = TopicSpec::new("created-later", 3);
+            ensure_topics(&client, &[spec], Duration::from_secs(10))
+                .await
+                .unwrap();
+        })
+    };
+    let count = partition_count(&client, "created-later", Duration::from_secs(30))
+        .await
+        .unwrap();
+    creating.await.unwrap();
+    assert_eq!(count, 3);
+    let absent = partition_count(&client, "never-created", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(absent, 0);
 }

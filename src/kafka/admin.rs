@@ -1,6 +1,6 @@
-//! Creating the pipeline's topics when they do not exist yet.
+//! Creating the pipeline's topics when they do not exist yet, and reading their partition count.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -78,15 +78,48 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// The number of partitions of `topic`, 0 if it still does not exist after `timeout`. A topic
+/// created a moment ago can be missing from the metadata a broker answers with for a while
+/// (the controller has it, that broker's cache not yet), so an absent topic is asked for again
+/// every 200 ms until the deadline.
+pub async fn partition_count(
+    client_config: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<usize, KafkaError> {
+    let config = client_config.clone();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer<DiagnosingContext> =
+            config.create_with_context(DiagnosingContext::default())?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let metadata = fetch_metadata(&consumer, left.max(Duration::from_secs(1)))?;
+            let count = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .map_or(0, |t| t.partitions().len());
+            if count > 0 || left.is_zero() {
+                return Ok(count);
+            }
+            std::thread::sleep(Duration::from_millis(200).min(left));
+        }
+    })
+    .await
+    .map_err(|err| KafkaError::AdminOpCreation(err.to_string()))?
+}
+
 /// The cluster's metadata, asked for a second at a time so that a client error that names the
 /// setting to fix (wrong password, untrusted CA) ends the wait at once, with that hint.
 fn fetch_metadata(
     consumer: &BaseConsumer<DiagnosingContext>,
     timeout: Duration,
 ) -> Result<rdkafka::metadata::Metadata, KafkaError> {
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = Instant::now() + timeout;
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left = deadline.saturating_duration_since(Instant::now());
         match consumer.fetch_metadata(None, left.min(Duration::from_secs(1))) {
             Ok(metadata) => return Ok(metadata),
             Err(err) => {

@@ -5,6 +5,6 @@ mod admin;
 mod diagnose;
 mod embedded;
 
-pub use admin::{TopicSpec, ensure_topics};
+pub use admin::{TopicSpec, ensure_topics, partition_count};
 pub use diagnose::{DiagnosingContext, hint, log_client_error};
 pub use embedded::EmbeddedCluster;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use rdkafka::ClientConfig;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
@@ -26,7 +27,7 @@ use crate::alerts::history::AlertHistory;
 use crate::alerts::{AlertEvaluator, AlertRecord, AlertRule};
 use crate::config::Config;
 use crate::event::reasons;
-use crate::kafka::{TopicSpec, ensure_topics};
+use crate::kafka::{self, TopicSpec, ensure_topics};
 use crate::metrics::server::Readiness;
 use crate::metrics::{Metrics, ProcessorStats};
 
@@ -487,12 +488,11 @@ impl Processor {
         let Some(repartition) = self.merge.as_ref().map(|m| m.topic().to_owned()) else {
             return Ok(());
         };
-        let consumer = Arc::clone(&self.consumer);
-        let topic = self.outcome_topic.clone();
-        let sources = partition_count(Arc::clone(&consumer), topic).await?;
+        let client = &self.alert_history.client;
+        let sources = partition_count(client, &self.outcome_topic).await?;
         let spec = TopicSpec::new(&repartition, sources);
-        ensure_topics(&self.alert_history.client, &[spec], Duration::from_secs(30)).await?;
-        let partitions = partition_count(consumer, repartition.clone()).await?;
+        ensure_topics(client, &[spec], Duration::from_secs(30)).await?;
+        let partitions = partition_count(client, &repartition).await?;
         tracing::info!(%repartition, sources, partitions, "merging queries across partitions");
         if let Some(merge) = &mut self.merge {
             merge.set_sources(sources);
@@ -540,27 +540,13 @@ impl Processor {
     }
 }
 
-/// The number of partitions of `topic`, from the cluster's metadata.
-async fn partition_count(
-    consumer: Arc<OutcomeConsumer>,
-    topic: String,
-) -> Result<i32, ProcessorError> {
-    let count = tokio::task::spawn_blocking(move || {
-        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(30))?;
-        let partitions = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .map_or(0, |t| t.partitions().len());
-        Ok::<_, rdkafka::error::KafkaError>((partitions, topic))
-    })
-    .await
-    .map_err(|err| ProcessorError::Repartition(err.to_string()))??;
-    match count {
-        (0, topic) => Err(ProcessorError::Repartition(format!(
-            "topic {topic} has no partitions (does it exist?)"
+/// The number of partitions of `topic`, waiting up to 30 s for a topic just created to show.
+async fn partition_count(client: &ClientConfig, topic: &str) -> Result<i32, ProcessorError> {
+    match kafka::partition_count(client, topic, Duration::from_secs(30)).await? {
+        0 => Err(ProcessorError::Repartition(format!(
+            "topic {topic} has no partitions after 30 s (does it exist?)"
         ))),
-        (n, _) => Ok(n as i32),
+        n => Ok(n as i32),
     }
 }
 
