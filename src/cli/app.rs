@@ -49,8 +49,10 @@ impl Cli {
 
 /// Where the live view's logs go: the screen belongs to the view.
 pub fn log_file() -> std::path::PathBuf {
-    feedback_pipeline::config::user_state_dir()
-        .unwrap_or_else(|| std::env::temp_dir().join("feedback-pipeline"))
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("feedback-pipeline")
         .join("run.log")
 }
 

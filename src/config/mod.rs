@@ -20,6 +20,6 @@ pub use error::ConfigError;
 pub use kafka::{Compression, KafkaConfig, Secret, SecurityConfig, SecurityProtocol};
 pub use parse::VarSource;
 pub use processor::ProcessorSettings;
-pub use producer::{ProducerSettings, user_state_dir};
+pub use producer::ProducerSettings;
 pub use settings::Config;
 pub use topics::Topics;

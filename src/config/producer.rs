@@ -57,19 +57,12 @@ impl ProducerSettings {
     }
 }
 
-/// This program's folder in the user's state directory (`$XDG_STATE_HOME`, `~/.local/state`;
-/// the local data directory where the platform has no state directory); `None` without a home
-/// directory. The default spool and `run`'s log live there, never in the working directory,
-/// which may be a repository.
-pub fn user_state_dir() -> Option<PathBuf> {
+/// The default spool: in the user's state directory (`$XDG_STATE_HOME`, `~/.local/state`; the
+/// local data directory where the platform has no state directory), never the working
+/// directory, which may be a repository. Without a home directory: `.feedback-pipeline/spool`.
+pub fn per_user_spool_dir() -> PathBuf {
     dirs::state_dir()
         .or_else(dirs::data_local_dir)
-        .map(|dir| dir.join("feedback-pipeline"))
-}
-
-/// The default spool; without a home directory, `.feedback-pipeline/spool`.
-fn per_user_spool_dir() -> PathBuf {
-    user_state_dir()
-        .map(|dir| dir.join("spool"))
+        .map(|dir| dir.join("feedback-pipeline").join("spool"))
         .unwrap_or_else(|| PathBuf::from(".feedback-pipeline/spool"))
 }

@@ -41,7 +41,7 @@ pub async fn ensure_topics(
     let existing: Vec<String> = tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer<DiagnosingContext> =
             lookup.create_with_context(DiagnosingContext::default())?;
-        let metadata = fetch_metadata(&consumer, None, timeout)?;
+        let metadata = fetch_metadata(&consumer, timeout)?;
         Ok::<_, KafkaError>(
             metadata
                 .topics()
@@ -95,8 +95,7 @@ pub async fn partition_count(
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let metadata =
-                fetch_metadata(&consumer, Some(&topic), left.max(Duration::from_secs(1)))?;
+            let metadata = fetch_metadata(&consumer, left.max(Duration::from_secs(1)))?;
             let count = metadata
                 .topics()
                 .iter()
@@ -112,18 +111,16 @@ pub async fn partition_count(
     .map_err(|err| KafkaError::AdminOpCreation(err.to_string()))?
 }
 
-/// The cluster's metadata (of `topic` only, if given), asked for a second at a time so that a
-/// client error that names the setting to fix (wrong password, untrusted CA) ends the wait at
-/// once, with that hint.
+/// The cluster's metadata, asked for a second at a time so that a client error that names the
+/// setting to fix (wrong password, untrusted CA) ends the wait at once, with that hint.
 fn fetch_metadata(
     consumer: &BaseConsumer<DiagnosingContext>,
-    topic: Option<&str>,
     timeout: Duration,
 ) -> Result<rdkafka::metadata::Metadata, KafkaError> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match consumer.fetch_metadata(topic, left.min(Duration::from_secs(1))) {
+        match consumer.fetch_metadata(None, left.min(Duration::from_secs(1))) {
             Ok(metadata) => return Ok(metadata),
             Err(err) => {
                 // Client errors reach the context only when the client is polled.

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Metric, MetricFamily};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
@@ -265,8 +265,10 @@ impl ProcessorStats {
     }
     /// Result rows emitted again (window updates) so far, over every query.
     pub fn window_updates(&self) -> u64 {
-        series(&self.window_updates)
+        self.window_updates
+            .collect()
             .iter()
+            .flat_map(|family| family.get_metric())
             .map(|metric| metric.get_counter().get_value() as u64)
             .sum()
     }
@@ -301,9 +303,15 @@ impl ProcessorStats {
     }
     /// Failed sends to `topic` so far, over every reason.
     pub fn send_failures_for(&self, topic: &str) -> u64 {
-        series(&self.send_failures)
+        self.send_failures
+            .collect()
             .iter()
-            .filter(|m| has_label(m, "topic", topic))
+            .flat_map(|family| family.get_metric())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "topic" && l.value() == topic)
+            })
             .map(|m| m.get_counter().get_value() as u64)
             .sum()
     }
@@ -359,12 +367,20 @@ impl ProcessorStats {
     pub(crate) fn backlog(&self, topic: &str) -> (HashSet<i32>, HashSet<i32>) {
         let mut lagging = HashSet::new();
         let mut reported = HashSet::new();
-        for metric in series(&self.consumer_lag) {
-            if !has_label(&metric, "topic", topic) {
+        for metric in self
+            .consumer_lag
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+        {
+            let labels = metric.get_label();
+            if !labels
+                .iter()
+                .any(|l| l.name() == "topic" && l.value() == topic)
+            {
                 continue;
             }
-            let Some(partition) = metric
-                .get_label()
+            let Some(partition) = labels
                 .iter()
                 .find(|l| l.name() == "partition")
                 .and_then(|l| l.value().parse().ok())
@@ -395,8 +411,10 @@ impl ProcessorStats {
 
     /// The consumer lag last reported, in messages, over all partitions held.
     pub fn consumer_lag(&self) -> i64 {
-        series(&self.consumer_lag)
+        self.consumer_lag
+            .collect()
             .iter()
+            .flat_map(|family| family.get_metric())
             .map(|metric| metric.get_gauge().get_value() as i64)
             .sum()
     }
@@ -410,8 +428,11 @@ impl ProcessorStats {
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             consumed: self.consumed.get(),
-            windows_emitted: series(&self.windows_emitted)
+            windows_emitted: self
+                .windows_emitted
+                .collect()
                 .iter()
+                .flat_map(|family| family.get_metric())
                 .map(|metric| metric.get_counter().get_value() as u64)
                 .sum(),
             result_records: self.result_records.get(),
@@ -490,21 +511,4 @@ impl Collector for WatermarkLag {
             .chain(self.lag.collect())
             .collect()
     }
-}
-
-/// Every series (one per label set) `collector` holds now.
-fn series(collector: &impl Collector) -> Vec<Metric> {
-    collector
-        .collect()
-        .into_iter()
-        .flat_map(|mut family| family.take_metric())
-        .collect()
-}
-
-/// Whether `metric` carries the label `name` with `value`.
-fn has_label(metric: &Metric, name: &str, value: &str) -> bool {
-    metric
-        .get_label()
-        .iter()
-        .any(|label| label.name() == name && label.value() == value)
 }

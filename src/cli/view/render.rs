@@ -86,7 +86,7 @@ fn alerts_list(state: &ViewState) -> Paragraph<'static> {
         state
             .firing
             .values()
-            .map(|summary| Line::styled(summary.clone(), red))
+            .map(|firing| Line::styled(firing.summary.clone(), red))
             .collect()
     };
     let title = format!(" alerts firing ({} records so far) ", state.alert_records);

@@ -28,13 +28,22 @@ pub struct AgentRow {
     usage_by_model: BTreeMap<String, (u64, f64)>,
 }
 
+/// An alert firing now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Firing {
+    /// The rule.
+    pub rule: String,
+    /// Its one-line summary.
+    pub summary: String,
+}
+
 /// Everything the view shows.
 #[derive(Debug, Clone, Default)]
 pub struct ViewState {
     /// Per agent name.
     pub agents: BTreeMap<String, AgentRow>,
-    /// The one-line summary of each alert firing now, by dedup key.
-    pub firing: BTreeMap<String, String>,
+    /// Firing alerts by dedup key.
+    pub firing: BTreeMap<String, Firing>,
     /// Alert records seen (triggers and resolves).
     pub alert_records: u64,
     /// Events consumed per second, over the last refresh.
@@ -83,8 +92,11 @@ impl ViewState {
         self.alert_records += 1;
         match record.action {
             AlertAction::Trigger => {
-                let summary = record.summary.clone();
-                self.firing.insert(record.dedup_key.clone(), summary);
+                let firing = Firing {
+                    rule: record.rule.clone(),
+                    summary: record.summary.clone(),
+                };
+                self.firing.insert(record.dedup_key.clone(), firing);
             }
             AlertAction::Resolve => {
                 self.firing.remove(&record.dedup_key);
